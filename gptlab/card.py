@@ -1,0 +1,57 @@
+"""The model card (README.md) written beside every checkpoint and shown on the Hub."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .models import ModelConfig
+
+RUNG_DESCRIPTIONS = {
+    "bigram": "a bigram table: each character predicts the next from itself alone",
+    "single_head": "one causal self-attention head over token and position embeddings",
+    "multi_head": "several causal self-attention heads side by side, no MLP",
+    "blocks": "transformer blocks (multi-head attention + MLP, residual, LayerNorm)",
+    "gpt": "a GPT: pre-LayerNorm transformer blocks, dropout, final LayerNorm and LM head",
+}
+
+
+def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any], n_params: int) -> str:
+    """Markdown with Hub front matter: architecture, size, data, best val loss, time, a sample."""
+    best = metrics.get("best") or {}
+    val = best.get("val_loss")
+    lines = [
+        "---",
+        "library_name: gptlab",
+        "license: mit",
+        "tags: [gptlab, gpt, character-level, tiny-shakespeare, educational]",
+        "pipeline_tag: text-generation",
+        "---",
+        "",
+        f"# gptlab `{config.kind}` model",
+        "",
+        f"{RUNG_DESCRIPTIONS[config.kind].capitalize()}, written from scratch in PyTorch with gptlab.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {n_params:,} |",
+        f"| layers / heads / width / context | {config.n_layer} / {config.n_head} / {config.n_embd} / {config.block_size} |",
+        f"| tokenizer | {info.get('tokenizer', '?')} ({config.vocab_size} tokens) |",
+        f"| data | {metrics.get('data', info.get('data', '?'))} |",
+    ]
+    if val is not None:
+        lines.append(f"| best val loss | {val:.4f} nats/token ({val / math.log(2):.3f} bits/token) at step {best.get('step')} |")
+    if metrics.get("bits_per_char") is not None:
+        lines.append(f"| val bits per character | {metrics['bits_per_char']:.4f} |")
+    if metrics.get("train_time_s") is not None:
+        lines.append(f"| training time | {metrics['train_time_s'] / 60:.1f} min on {metrics.get('hardware', '?')} |")
+    if metrics.get("command"):
+        lines += ["", "Made with:", "", "```", metrics["command"], "```"]
+    if metrics.get("sample"):
+        lines += ["", "A sample:", "", "```", metrics["sample"].strip(), "```"]
+    lines += [
+        "",
+        "Load it with `gptlab.load_checkpoint(path_or_repo_id)`; files are safetensors and JSON only.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""Streaming text generation: prompt text in, text pieces out (used by the CLI and the app)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .errors import SettingsError
+from .sampling import MAX_NEW_TOKENS, GenerationSettings, sample
+from .tokenizers import Errors, Tokenizer
+
+EMPTY_PROMPT = "\n"  # an empty prompt starts the text on a fresh line, as the tutorials do
+
+
+@torch.no_grad()
+def generate_ids(
+    model: nn.Module, ids: list[int], settings: GenerationSettings, use_cache: bool = True
+) -> Iterator[int]:
+    """Yield new token ids one at a time after the prompt ``ids``.
+
+    Context is cropped to the model's block_size. With the KV cache, each step feeds only the
+    newest token; when the cache is full it restarts from the last half of the context (absolute
+    position embeddings cannot slide), so outputs match the uncached path up to block_size tokens.
+    """
+    if not ids:
+        raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+    block = model.config.block_size
+    device = next(model.parameters()).device
+    generator = settings.make_generator(device)
+    context = list(ids[-block:])
+    cache = model.new_cache() if use_cache else None
+    pending = context
+    for _ in range(settings.max_new_tokens):
+        if cache is None:
+            logits, _ = model(torch.tensor([context[-block:]], device=device))
+        else:
+            if cache.length + len(pending) > block:
+                cache = model.new_cache()
+                pending = context[-(block // 2) :]
+            logits, _ = model(torch.tensor([pending], device=device), cache=cache)
+        token = sample(logits[0, -1], settings, generator)
+        context.append(token)
+        pending = [token]
+        yield token
+
+
+def generate(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    prompt: str,
+    settings: GenerationSettings = GenerationSettings(),
+    *,
+    errors: Errors = "strict",
+    use_cache: bool = True,
+    max_new_tokens_limit: int = MAX_NEW_TOKENS,
+) -> Iterator[str]:
+    """Yield the continuation of ``prompt`` as text pieces, as soon as each is complete.
+
+    Raises UnknownCharactersError for characters a char model has never seen (unless errors
+    says to drop or replace them) and SettingsError for out-of-range settings, before any work.
+    """
+    settings.validate(max_new_tokens_limit)
+    ids = tokenizer.encode(prompt, errors) or tokenizer.encode(EMPTY_PROMPT, "replace")
+    pending: list[int] = []
+    for token in generate_ids(model, ids, settings, use_cache):
+        pending.append(token)
+        piece = tokenizer.decode(pending)
+        # a byte-level token may cut a character in two: wait (at most 4 bytes) for the rest
+        if piece.endswith("\ufffd") and len(pending) < 4:
+            continue
+        pending.clear()
+        yield piece
+    if pending:
+        yield tokenizer.decode(pending)

@@ -1,0 +1,108 @@
+"""Named hook points (TransformerLens-style) and run_with_cache.
+
+A HookPoint is an identity module wrapped around a tensor worth seeing. Its name is its
+dotted module path (e.g. ``transformer.h.0.attn.hook_pattern``), which is also the cache key.
+Hooks live only inside ``run_with_cache`` / ``hooks`` and are removed on exit, even on error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .errors import GptlabError
+
+
+class HookPoint(nn.Module):
+    """Identity module: forward hooks registered on it see (and may replace) the tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""  # set by name_hook_points() once the model is built
+
+    @property
+    def active(self) -> bool:
+        """True while some hook listens here (attention then takes the explicit softmax path)."""
+        return bool(self._forward_hooks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def name_hook_points(model: nn.Module) -> None:
+    """Give every HookPoint its module path as its name."""
+    for path, module in model.named_modules():
+        if isinstance(module, HookPoint):
+            module.name = path
+
+
+def hook_points(model: nn.Module) -> dict[str, HookPoint]:
+    """All hook points of a model, by name, in forward order."""
+    return {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
+
+
+def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | None) -> dict[str, HookPoint]:
+    points = hook_points(model)
+    if names is None:
+        return points
+    if callable(names):
+        return {n: p for n, p in points.items() if names(n)}
+    unknown = [n for n in names if n not in points]
+    if unknown:
+        raise GptlabError(f"No hook point named {unknown}. This model has: {', '.join(points)}")
+    return {n: points[n] for n in names}
+
+
+@contextmanager
+def hooks(model: nn.Module, fns: dict[str, Callable[[torch.Tensor], torch.Tensor | None]]) -> Iterator[None]:
+    """Run ``fns[name](tensor)`` at each named hook point while the context is open.
+
+    A function may return a tensor to replace the value (ablation, patching). Hooks fire only
+    for forward passes made by the thread that opened the context, so a model shared by a
+    web server's worker threads is safe: another request never lands in this cache.
+    """
+    points = _select(model, list(fns))
+    owner = threading.get_ident()
+    handles = []
+    try:
+        for name, point in points.items():
+            fn = fns[name]
+
+            def hook(_module, _inputs, output, fn=fn):
+                if threading.get_ident() == owner:
+                    return fn(output)
+                return None
+
+            handles.append(point.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_cache(
+    model: nn.Module,
+    idx: torch.Tensor,
+    names: Sequence[str] | Callable[[str], bool] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run the model on token ids and return (logits, {hook name: captured tensor}).
+
+    ``names`` picks the hook points: a list of names, a predicate on names, or None for all.
+    Captured tensors are detached copies; hooks are removed when the call returns or raises.
+    """
+    cache: dict[str, torch.Tensor] = {}
+    selected = _select(model, names)
+
+    def store(name: str) -> Callable[[torch.Tensor], None]:
+        def fn(t: torch.Tensor) -> None:
+            cache[name] = t.detach().clone()
+
+        return fn
+
+    with hooks(model, {n: store(n) for n in selected}), torch.no_grad():
+        logits, _ = model(idx)
+    return logits, cache

@@ -1,0 +1,113 @@
+"""The one causal self-attention used by every attention model of the ladder.
+
+Two paths compute the same thing: PyTorch's fused ``scaled_dot_product_attention`` for speed,
+and the explicit softmax(QK^T / sqrt(d)) V, which runs whenever someone listens at
+``hook_pattern`` (or a cached prefix needs an offset mask the fused path cannot express).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..hooks import HookPoint
+from .config import ModelConfig
+
+
+class LayerKV:
+    """Keys and values of one attention layer for the tokens seen so far (KV cache)."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, nh, T_past, hs)
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class KVCache:
+    """Per-call cache for incremental decoding: one LayerKV per layer, owned by the caller."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers = [LayerKV() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+
+def rotary_tables(head_size: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of RoPE angles for the given positions, each (T, hs/2)."""
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_size, 2, device=positions.device).float() / head_size))
+    angles = positions.float()[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of each head's features by position."""
+    x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention; n_head=1 and no output projection gives the single head."""
+
+    def __init__(self, config: ModelConfig, project_output: bool = True) -> None:
+        super().__init__()
+        self.n_head, self.head_size = config.n_head, config.head_size
+        self.rope = config.pos == "rope"
+        self.dropout = config.dropout
+        # query, key, value for all heads in one matmul
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if project_output else nn.Identity()
+        self.q_norm = nn.RMSNorm(self.head_size, elementwise_affine=False) if config.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_size, elementwise_affine=False) if config.qk_norm else nn.Identity()
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
+
+    def forward(self, x: torch.Tensor, kv: LayerKV | None = None) -> torch.Tensor:
+        B, T, C = x.size()  # batch, time (new tokens), channels (n_embd)
+        past = kv.length if kv is not None else 0
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope:
+            cos, sin = rotary_tables(self.head_size, torch.arange(past, past + T, device=x.device))
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if kv is not None:
+            k, v = kv.extend(k, v)  # (B, nh, past + T, hs)
+
+        if self.hook_pattern.active or (past > 0 and T > 1):
+            y = self._explicit(q, k, v, past)
+        else:
+            # past == 0: the ordinary causal mask; T == 1: one new query sees every cached key
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=past == 0 and T > 1
+            )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+    def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+        """softmax(QK^T / sqrt(hs)) V written out, so the pattern can be seen at hook_pattern."""
+        T, S = q.size(2), k.size(2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, S)
+        # query i sits at absolute position past + i and may see keys 0..past + i
+        visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=past)
+        att = att.masked_fill(~visible, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        att = self.hook_pattern(att)
+        att = self.attn_dropout(att)
+        return att @ v  # (B, nh, T, hs)

@@ -1,0 +1,91 @@
+"""Generation settings and the next-token distribution they define (temperature, top-k, top-p)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import SettingsError
+
+MAX_NEW_TOKENS = 20_000  # library-wide bound; the app sets a smaller one
+MAX_TEMPERATURE = 10.0
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How to pick each next token. temperature 0 means greedy; top_k 0 and top_p 1 mean off."""
+
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None  # same seed, same text; None draws a fresh one
+
+    def validate(self, max_new_tokens: int = MAX_NEW_TOKENS) -> GenerationSettings:
+        """Return self if every setting is in range, else raise SettingsError saying which and why."""
+        _check_int("max_new_tokens", self.max_new_tokens, 0, max_new_tokens)
+        _check_float("temperature", self.temperature, 0.0, MAX_TEMPERATURE)
+        _check_int("top_k", self.top_k, 0, None)
+        _check_float("top_p", self.top_p, 0.0, 1.0)
+        if self.top_p == 0.0:
+            raise SettingsError("top_p must be above 0 (it keeps the smallest set of tokens whose probability reaches top_p); use 1 to turn it off.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise SettingsError(f"seed must be a whole number or empty, got {self.seed!r}.")
+        return self
+
+    def make_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        generator = torch.Generator(device=device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed % 2**64)  # any integer is a valid seed
+        return generator
+
+
+def _check_int(name: str, value: object, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{name} must be a whole number, got {value!r}.")
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f"{low} or more"
+        raise SettingsError(f"{name} must be in {bound}, got {value}.")
+
+
+def _check_float(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"{name} must be a number in {low}..{high}, got {value!r}.")
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be in {low}..{high}, got {value}.")
+
+
+def next_token_probs(logits: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:
+    """Probabilities (..., vocab) after temperature, top-k and top-p; zeros where filtered out.
+
+    Temperature 0 puts all the mass on the argmax (greedy decoding).
+    """
+    logits = logits.float()
+    if settings.temperature == 0.0:
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
+    logits = logits / settings.temperature
+    if 0 < settings.top_k < logits.size(-1):
+        kth = torch.topk(logits, settings.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    if settings.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the tokens ranked above it already reach top_p (the top one always stays)
+        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= settings.top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        probs = probs.masked_fill(drop, 0.0)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+def sample(logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator) -> int:
+    """One token id drawn from the last position's logits (vocab,)."""
+    probs = next_token_probs(logits, settings)
+    if settings.temperature == 0.0:
+        return int(probs.argmax())
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,154 @@
+"""Tokenizers: characters (the tutorials' choice) and byte-level BPE trained on the corpus.
+
+Both save to and load from ``tokenizer.json`` in a checkpoint folder. The BPE file is the
+Hugging Face ``tokenizers`` format, so other tools can read it too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Protocol
+
+from .fileio import write_text_atomic
+from .errors import CheckpointError, SettingsError, UnknownCharactersError
+
+Errors = Literal["strict", "drop", "replace"]
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class Tokenizer(Protocol):
+    """What models, generation and the app need from a tokenizer."""
+
+    kind: str
+
+    @property
+    def vocab_size(self) -> int: ...
+    def encode(self, text: str, errors: Errors = "strict") -> list[int]: ...
+    def decode(self, ids: list[int]) -> str: ...
+    def token_strings(self, ids: list[int]) -> list[str]: ...
+    def save(self, folder: str | Path) -> None: ...
+
+
+class CharTokenizer:
+    """One token per character; the vocabulary is the sorted set of characters in the corpus."""
+
+    kind = "char"
+
+    def __init__(self, chars: str) -> None:
+        if not chars or len(set(chars)) != len(chars):
+            raise CheckpointError("A char tokenizer needs a non-empty vocabulary without repeats.")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str, errors: Errors = "strict") -> list[int]:
+        """Token ids; characters outside the vocabulary raise, or are dropped/replaced on request."""
+        unknown = [c for c in dict.fromkeys(text) if c not in self.stoi]
+        if not unknown:
+            return [self.stoi[c] for c in text]
+        if errors == "strict":
+            raise UnknownCharactersError(unknown)
+        if errors == "drop":
+            return [self.stoi[c] for c in text if c in self.stoi]
+        if errors == "replace":
+            fill = self.stoi.get(" ", 0)
+            return [self.stoi.get(c, fill) for c in text]
+        raise SettingsError(f"errors must be 'strict', 'drop' or 'replace', got {errors!r}.")
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+    def token_strings(self, ids: list[int]) -> list[str]:
+        return [self.chars[i] for i in ids]
+
+    def save(self, folder: str | Path) -> None:
+        write_text_atomic(Path(folder) / TOKENIZER_FILE, json.dumps({"gptlab_tokenizer": "char", "chars": self.chars}))
+
+
+class BPETokenizer:
+    """Byte-level BPE (GPT-2 style) from Hugging Face ``tokenizers``: no text is ever unknown."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer) -> None:  # a tokenizers.Tokenizer
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int = 512) -> BPETokenizer:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        if not 257 <= vocab_size <= 65_536:
+            raise SettingsError(f"BPE vocab_size must be in 257..65536 (256 bytes + merges), got {vocab_size}.")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes: nothing is unknown
+            show_progress=False,
+        )
+        tok.train_from_iterator([text[i : i + 10_000] for i in range(0, len(text), 10_000)], trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str, errors: Errors = "strict") -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def token_strings(self, ids: list[int]) -> list[str]:
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def save(self, folder: str | Path) -> None:
+        write_text_atomic(Path(folder) / TOKENIZER_FILE, self.tokenizer.to_str())
+
+
+def load_tokenizer(folder: str | Path) -> CharTokenizer | BPETokenizer:
+    """Read ``tokenizer.json`` from a checkpoint folder (either kind)."""
+    path = Path(folder) / TOKENIZER_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing. A checkpoint folder needs its tokenizer file.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc}); the file is corrupt or foreign.") from None
+    if isinstance(data, dict) and data.get("gptlab_tokenizer") == "char":
+        chars = data.get("chars")
+        if not isinstance(chars, str):
+            raise CheckpointError(f"{path}: 'chars' must be a string.")
+        return CharTokenizer(chars)
+    if isinstance(data, dict) and "model" in data:
+        from tokenizers import Tokenizer
+
+        try:
+            return BPETokenizer(Tokenizer.from_str(text))
+        except Exception as exc:  # the library raises its own types for malformed files
+            raise CheckpointError(f"{path}: not a tokenizer this library can read ({exc}).") from None
+    raise CheckpointError(f"{path}: neither a gptlab char tokenizer nor a Hugging Face tokenizer.")
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int = 512) -> CharTokenizer | BPETokenizer:
+    """A char tokenizer or a BPE of the given vocabulary size, trained on ``text``."""
+    if kind == "char":
+        return CharTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size)
+    raise SettingsError(f"tokenizer must be 'char' or 'bpe', got {kind!r}.")
+
+
+def visible_token(token: str) -> str:
+    """A token as a label a person can read: spaces as ␣, newlines as ↵, tabs as ⇥."""
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍") or "∅"
