@@ -25,7 +25,7 @@ class BigramLanguageModel(nn.Module):
         logits = self.token_embedding_table(idx)  # (B, T, vocab)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
 
     def new_cache(self) -> None:

@@ -1,0 +1,55 @@
+"""Presets: one per rung of the ladder, and GPT sizes from laptop-minutes to GPU-classic.
+
+The small rungs use the "Let's build GPT" tutorial's sizes (context 8, width 32), so their
+val losses can be compared with the numbers learners have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from .config import ModelSettings, TrainConfig
+
+
+def _tutorial(kind: str, **model: object) -> TrainConfig:
+    settings = ModelSettings(kind=kind, block_size=8, n_layer=1, n_head=1, n_embd=32, **model)
+    return TrainConfig(model=settings, batch_size=32, max_iters=5000, lr=1e-3, warmup_iters=0,
+                       decay="constant", weight_decay=0.0, eval_interval=500, eval_iters=200)
+
+
+PRESETS: dict[str, tuple[str, Callable[[], TrainConfig]]] = {
+    "bigram": ("bigram table, tutorial settings (~1 min on CPU)",
+               lambda: replace(_tutorial("bigram"), lr=1e-2, max_iters=3000, eval_interval=300)),
+    "single_head": ("one attention head, width 32, context 8",
+                    lambda: _tutorial("single_head")),
+    "multi_head": ("4 heads of width 8, context 8, no MLP",
+                   lambda: _tutorial("multi_head", n_head=4)),
+    "blocks": ("3 transformer blocks, 4 heads, width 32, context 8",
+               lambda: _tutorial("blocks", n_layer=3, n_head=4)),
+    "gpt-mini": ("a 0.8M GPT that learns in minutes on a laptop CPU",
+                 lambda: TrainConfig(
+                     model=ModelSettings(block_size=64, n_layer=4, n_head=4, n_embd=128),
+                     batch_size=16, max_iters=2000, lr=3e-3, warmup_iters=50, eval_interval=200)),
+    "gpt": ("the app's default GPT, sized for about an hour on 2 CPU cores",
+            lambda: TrainConfig(
+                model=ModelSettings(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.1),
+                batch_size=16, max_iters=8000, lr=2e-3, warmup_iters=100, eval_interval=250,
+                save_dtype="bfloat16", snapshots="0,50,150,400,1000,2000,4000")),
+    "gpt-classic": ("the classic 6-layer/6-head/384-wide/256-context GPT (10.7M) for a GPU",
+                    lambda: TrainConfig(
+                        model=ModelSettings(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+                        batch_size=64, max_iters=5000, lr=1e-3, warmup_iters=100, eval_interval=500,
+                        eval_iters=200, beta2=0.99)),
+}
+
+
+def make_preset(name: str) -> TrainConfig:
+    """A fresh TrainConfig for a preset name."""
+    if name not in PRESETS:
+        from gptlab.errors import ConfigError
+
+        raise ConfigError(f"Unknown preset '{name}'. Presets: {', '.join(PRESETS)}.")
+    config = PRESETS[name][1]()
+    config.out = config.out or f"checkpoints/{name}"
+    return config
