@@ -7,6 +7,7 @@ file (the shared copy) or pass a path to a small text they write.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -41,36 +42,69 @@ def sha256_of(path: Path) -> str:
 def tiny_shakespeare_path(download: bool = True, url: str = TINY_SHAKESPEARE_URL) -> Path:
     """The verified Tiny Shakespeare file, downloading it once if needed.
 
-    A cached file whose checksum is wrong is deleted, never used. The download goes to a
-    private temporary file that is renamed into place only after its checksum matches, so a
-    failed download, or two processes downloading at once, cannot leave a bad file behind.
+    A cached file whose checksum is wrong is never used: it is replaced by a good download, or
+    deleted. The download goes to a private temporary file that is renamed into place only after
+    its checksum matches, so a failed download, or two processes downloading at once, cannot
+    leave a bad file behind.
     """
     target = data_dir() / TINY_SHAKESPEARE_FILE
-    if target.exists():
-        if sha256_of(target) == TINY_SHAKESPEARE_SHA256:
-            return target
-        target.unlink(missing_ok=True)
+    if _verified(target):
+        return target
     if not download:
+        target.unlink(missing_ok=True)
         raise DataError(f"Tiny Shakespeare is not at {target}. {_place_it_yourself(target)}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.close(fd)
+    except OSError as exc:
+        raise DataError(f"Cannot write to {target.parent}: {exc}. {_place_it_yourself(target)}") from None
     tmp_path = Path(tmp)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-        digest = sha256_of(tmp_path)
-        if digest != TINY_SHAKESPEARE_SHA256:
+        try:
+            _download(url, tmp_path, target)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # OSError: no network, refused, timeout; HTTPException: a chunked body cut short;
+            # ValueError: a malformed URL
             raise DataError(
-                f"The download from {url} has the wrong checksum (sha256 {digest[:12]}..., "
-                f"{tmp_path.stat().st_size:,} bytes); it was deleted. {_place_it_yourself(target)}"
-            )
-        os.replace(tmp_path, target)
-    except OSError as exc:
-        raise DataError(f"Could not download Tiny Shakespeare from {url}: {exc}. {_place_it_yourself(target)}") from None
+                f"Could not download Tiny Shakespeare from {url}: {exc}. {_place_it_yourself(target)}"
+            ) from None
+        os.replace(tmp_path, target)  # atomic: a concurrent reader sees the old file or the good one
+    except BaseException:
+        if not _verified(target):  # a corrupt cached copy goes too; a good one from a rival stays
+            target.unlink(missing_ok=True)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
     return target
+
+
+def _download(url: str, tmp_path: Path, target: Path) -> None:
+    """Stream ``url`` into ``tmp_path``; DataError if it is too large or its checksum is wrong."""
+    with open(tmp_path, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+        size = 0
+        while chunk := response.read(1 << 16):
+            size += len(chunk)
+            if size > TINY_SHAKESPEARE_BYTES:  # a wrong or hostile server must not fill the disk
+                raise DataError(
+                    f"The download from {url} is larger than the expected {TINY_SHAKESPEARE_BYTES:,} "
+                    f"bytes; it was deleted. {_place_it_yourself(target)}"
+                )
+            out.write(chunk)
+    digest = sha256_of(tmp_path)
+    if digest != TINY_SHAKESPEARE_SHA256:
+        raise DataError(
+            f"The download from {url} has the wrong checksum (sha256 {digest[:12]}..., "
+            f"{tmp_path.stat().st_size:,} bytes); it was deleted. {_place_it_yourself(target)}"
+        )
+
+
+def _verified(path: Path) -> bool:
+    """True if ``path`` holds the exact corpus (False if absent, even if it vanishes meanwhile)."""
+    try:
+        return path.is_file() and sha256_of(path) == TINY_SHAKESPEARE_SHA256
+    except OSError:
+        return False
 
 
 def _place_it_yourself(target: Path) -> str:
@@ -85,7 +119,8 @@ def load_text(source: str | Path = TINY_SHAKESPEARE) -> str:
     """The corpus text: 'tinyshakespeare' (downloaded and verified) or a path to a UTF-8 file."""
     path = tiny_shakespeare_path() if str(source) == TINY_SHAKESPEARE else Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        # bytes decoded as they are: no newline translation, so the text is exactly the file
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"No text file at {path}. Pass data=path/to/file.txt or data={TINY_SHAKESPEARE}.") from None
     except UnicodeDecodeError as exc:
