@@ -1,0 +1,111 @@
+"""Look inside a model on one prompt: per-head causal attention and next-token guesses.
+
+The data flow is one way: prompt -> token ids -> crop to block_size -> run_with_cache on the
+``hook_pattern`` points -> tensors ``[head, query, key]`` per layer. Plotting lives in viz.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import GptlabError
+from .hooks import hook_points, run_with_cache
+from .tokenizers import Errors, Tokenizer, visible_token
+
+TOP_K = 5  # next-token guesses kept per position: enough to show a ranking, small to read
+
+
+@dataclass
+class AttentionView:
+    """What one forward pass on a prompt shows: tokens, attention per layer, next-token guesses."""
+
+    ids: list[int]  # the token ids the model saw (after cropping)
+    tokens: list[str]  # each token as text
+    labels: list[str]  # unique, visible labels "position:token" (axis tick labels must be unique)
+    patterns: list[torch.Tensor]  # one [head, query, key] tensor per layer; rows sum to 1
+    predictions: list[list[tuple[str, float]]]  # per query position: (visible token, probability), best first
+    dropped: int  # tokens cut from the start because the prompt was longer than the context
+    block_size: int
+
+    @property
+    def cropped(self) -> bool:
+        return self.dropped > 0
+
+    @property
+    def n_layer(self) -> int:
+        return len(self.patterns)
+
+    @property
+    def n_head(self) -> int:
+        return self.patterns[0].size(0) if self.patterns else 0
+
+
+def pattern_names(model: nn.Module) -> list[str]:
+    """Names of the attention-pattern hook points, in layer order (empty for the bigram)."""
+    return [name for name in hook_points(model) if name.endswith("attn.hook_pattern")]
+
+
+def has_attention(model: nn.Module) -> bool:
+    return bool(pattern_names(model))
+
+
+def token_labels(tokens: list[str]) -> list[str]:
+    """Unique, readable labels: the position makes repeated tokens distinct (␣ for space, ↵ for newline)."""
+    return [f"{i}:{visible_token(tok)}" for i, tok in enumerate(tokens)]
+
+
+def encode_prompt(
+    tokenizer: Tokenizer, prompt: str, block_size: int, errors: Errors = "strict"
+) -> tuple[list[int], int]:
+    """Token ids of the prompt's last ``block_size`` tokens and how many were cut from the start."""
+    if not prompt:
+        raise GptlabError("The prompt is empty: type some text to look at.")
+    ids = tokenizer.encode(prompt, errors)
+    if not ids:
+        raise GptlabError("The prompt encodes to no tokens (every character was dropped): type some text.")
+    dropped = max(0, len(ids) - block_size)
+    return ids[dropped:], dropped
+
+
+def attention_view(
+    model: nn.Module, tokenizer: Tokenizer, prompt: str, errors: Errors = "strict", top_k: int = TOP_K
+) -> AttentionView:
+    """Run the model once on the prompt (cropped to its context) and capture every head's pattern.
+
+    Raises GptlabError for an empty prompt or a model without attention, and
+    UnknownCharactersError for characters a char model has never seen.
+    """
+    names = pattern_names(model)
+    if not names:
+        raise GptlabError(
+            f"The {model.config.kind} model has no attention layers to look at; pick an attention model."
+        )
+    block_size = model.config.block_size
+    ids, dropped = encode_prompt(tokenizer, prompt, block_size, errors)
+    device = next(model.parameters()).device
+    logits, cache = run_with_cache(model, torch.tensor([ids], device=device), names=names)
+    patterns = [cache[name][0].float().cpu() for name in names]  # [batch, head, q, k] -> [head, q, k]
+    tokens = tokenizer.token_strings(ids)
+    return AttentionView(
+        ids=ids,
+        tokens=tokens,
+        labels=token_labels(tokens),
+        patterns=patterns,
+        predictions=top_predictions(logits[0], tokenizer, top_k),
+        dropped=dropped,
+        block_size=block_size,
+    )
+
+
+def top_predictions(logits: torch.Tensor, tokenizer: Tokenizer, k: int = TOP_K) -> list[list[tuple[str, float]]]:
+    """For each position of logits (T, vocab): the k likeliest next tokens at temperature 1."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    values, indices = probs.topk(min(k, probs.size(-1)), dim=-1)  # (T, k)
+    return [
+        [(visible_token(tok), float(p))
+         for tok, p in zip(tokenizer.token_strings(row.tolist()), vals.tolist(), strict=True)]
+        for row, vals in zip(indices, values, strict=True)
+    ]

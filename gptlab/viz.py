@@ -1,0 +1,153 @@
+"""Plotly figure builders: attention heatmaps, head grids, next-token bars, loss curves.
+
+Plotly only (no Gradio), so tests can check the figures' data directly. Attention matrices
+are drawn in matrix orientation: query positions down the side (first token at the top),
+key positions across, the masked future (key after query) left blank.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+COLORSCALE = "Viridis"  # perceptually uniform, readable in grey, colour-blind safe
+HOVER = "query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"
+FONT = dict(family="Inter, DejaVu Sans, sans-serif", size=13)
+
+# The modebar's camera button downloads a PNG at twice the screen size (sharp on slides).
+PLOT_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "filename": "gptlab", "scale": 2},
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+}
+
+
+def masked(pattern: torch.Tensor) -> list[list[float | None]]:
+    """A [q, k] pattern as nested lists with the future (k > q) as None: Plotly draws no cell there."""
+    q, k = pattern.shape
+    future = torch.ones(q, k, dtype=torch.bool).triu(diagonal=1)
+    values = pattern.detach().float().cpu().masked_fill(future, float("nan")).tolist()
+    return [[None if math.isnan(v) else v for v in row] for row in values]
+
+
+def _axis_font(n: int) -> int:
+    """Tick label size that still fits when there are many tokens."""
+    return 12 if n <= 24 else 10 if n <= 64 else 8
+
+
+def attention_heatmap(
+    pattern: torch.Tensor, labels: Sequence[str], title: str = "", zmax: float = 1.0
+) -> go.Figure:
+    """One head's causal attention [query, key] as a heatmap; hover shows both tokens and the weight."""
+    if pattern.dim() != 2 or pattern.size(0) != len(labels) or pattern.size(1) != len(labels):
+        raise ValueError(f"pattern {tuple(pattern.shape)} does not match {len(labels)} labels")
+    labels = list(labels)
+    fig = go.Figure(
+        go.Heatmap(
+            z=masked(pattern), x=labels, y=labels, zmin=0.0, zmax=zmax, colorscale=COLORSCALE,
+            hoverongaps=False, hovertemplate=HOVER, colorbar=dict(title=dict(text="weight"), thickness=14),
+        )
+    )
+    size = _axis_font(len(labels))
+    fig.update_layout(
+        title=dict(text=title), font=FONT, height=560, margin=dict(l=70, r=20, t=60, b=70),
+        plot_bgcolor="white",  # masked cells show the background: make it plainly empty
+        xaxis=dict(title="key (attended to)", type="category", tickfont=dict(size=size), tickangle=-60),
+        yaxis=dict(title="query (attending)", type="category", autorange="reversed", tickfont=dict(size=size)),
+    )
+    return fig
+
+
+def head_average(patterns: torch.Tensor) -> torch.Tensor:
+    """Mean over heads of a [head, q, k] tensor: where the layer as a whole looks."""
+    return patterns.float().mean(dim=0)
+
+
+def head_grid(
+    patterns: torch.Tensor, labels: Sequence[str], title: str = "", cols: int = 4
+) -> go.Figure:
+    """Small multiples, one heatmap per head, all on ONE colour scale so heads compare fairly."""
+    n_head = patterns.size(0)
+    cols = max(1, min(cols, n_head))
+    rows = math.ceil(n_head / cols)
+    labels = list(labels)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
+        horizontal_spacing=0.04, vertical_spacing=0.12 / rows,
+    )
+    top = float(patterns.max()) if patterns.numel() else 1.0
+    for h in range(n_head):
+        fig.add_trace(
+            go.Heatmap(
+                z=masked(patterns[h]), x=labels, y=labels, coloraxis="coloraxis",
+                hoverongaps=False, hovertemplate=f"head {h}<br>" + HOVER, name=f"head {h}",
+            ),
+            row=h // cols + 1, col=h % cols + 1,
+        )
+    # few tokens: show them; many: they would overlap in a small panel, hover tells instead
+    show_ticks = len(labels) <= 16
+    fig.update_xaxes(type="category", showticklabels=show_ticks, tickfont=dict(size=9), tickangle=-60)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=show_ticks, tickfont=dict(size=9))
+    fig.update_layout(
+        title=dict(text=title), font=FONT, height=max(320, 280 * rows), plot_bgcolor="white",
+        coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=max(top, 1e-6), colorbar=dict(title=dict(text="weight"))),
+        margin=dict(l=50, r=20, t=70, b=40),
+    )
+    return fig
+
+
+def top_predictions_bar(predictions: Sequence[tuple[str, float]], title: str = "") -> go.Figure:
+    """Horizontal bars of the likeliest next tokens, the most likely on top."""
+    tokens = [f"{tok} " for tok, _ in predictions]  # a trailing space keeps "1" from becoming a number axis
+    probs = [p for _, p in predictions]
+    fig = go.Figure(
+        go.Bar(
+            x=probs, y=tokens, orientation="h", text=[f"{p:.1%}" for p in probs], textposition="auto",
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>", marker_color="#4c72b0",
+        )
+    )
+    fig.update_layout(
+        title=dict(text=title), font=FONT, height=320, margin=dict(l=80, r=20, t=60, b=40),
+        xaxis=dict(title="probability", range=[0, 1]),
+        yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=14)),
+    )
+    return fig
+
+
+def loss_curves(metrics: Mapping[str, Mapping[str, Any]], x: str = "step") -> go.Figure:
+    """Train (dashed) and validation (solid) loss per model from metrics.json ``history`` lists."""
+    fig = go.Figure()
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+    for i, (name, m) in enumerate(metrics.items()):
+        history = [row for row in (m.get("history") or []) if x in row]
+        colour = palette[i % len(palette)]
+        for key, dash in (("val_loss", "solid"), ("train_loss", "dash")):
+            points = [(row[x], row[key]) for row in history if row.get(key) is not None]
+            if not points:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=f"{name} {key[:-5]}",
+                    line=dict(color=colour, dash=dash), legendgroup=name,
+                )
+            )
+    if not fig.data:
+        fig.add_annotation(text="No training history in these checkpoints' metrics.json", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(
+        title=dict(text="Loss during training (solid: validation, dashed: train)"), font=FONT, height=460,
+        xaxis=dict(title=x), yaxis=dict(title="cross-entropy loss (nats/token)"),
+        margin=dict(l=70, r=20, t=60, b=50), legend=dict(groupclick="toggleitem"),
+    )
+    return fig
+
+
+def figure_json(fig: go.Figure, config: Mapping[str, Any] = PLOT_CONFIG) -> str:
+    """The figure as JSON with a Plotly ``config`` block (toolbar, PNG download) beside data and layout."""
+    return json.dumps({**json.loads(fig.to_json()), "config": dict(config)})
