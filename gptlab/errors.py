@@ -22,6 +22,10 @@ class UnknownCharactersError(GptlabError):
         )
 
 
+class InputError(GptlabError, ValueError):
+    """Text or token ids a tokenizer or model cannot take (ids outside the vocabulary, too many)."""
+
+
 class SettingsError(GptlabError):
     """A generation or training setting is out of range or of the wrong type."""
 

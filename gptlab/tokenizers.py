@@ -7,11 +7,12 @@ Hugging Face ``tokenizers`` format, so other tools can read it too.
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 from typing import Literal, Protocol
 
+from .errors import CheckpointError, InputError, SettingsError, UnknownCharactersError
 from .fileio import write_text_atomic
-from .errors import CheckpointError, SettingsError, UnknownCharactersError
 
 Errors = Literal["strict", "drop", "replace"]
 TOKENIZER_FILE = "tokenizer.json"
@@ -51,6 +52,7 @@ class CharTokenizer:
 
     def encode(self, text: str, errors: Errors = "strict") -> list[int]:
         """Token ids; characters outside the vocabulary raise, or are dropped/replaced on request."""
+        _check_errors(errors)
         unknown = [c for c in dict.fromkeys(text) if c not in self.stoi]
         if not unknown:
             return [self.stoi[c] for c in text]
@@ -58,15 +60,15 @@ class CharTokenizer:
             raise UnknownCharactersError(unknown)
         if errors == "drop":
             return [self.stoi[c] for c in text if c in self.stoi]
-        if errors == "replace":
-            fill = self.stoi.get(" ", 0)
-            return [self.stoi.get(c, fill) for c in text]
-        raise SettingsError(f"errors must be 'strict', 'drop' or 'replace', got {errors!r}.")
+        fill = self.stoi.get(" ", 0)  # errors == "replace"
+        return [self.stoi.get(c, fill) for c in text]
 
     def decode(self, ids: list[int]) -> str:
+        ids = _check_ids(ids, self.vocab_size)  # a negative index would silently wrap around
         return "".join(self.chars[i] for i in ids)
 
     def token_strings(self, ids: list[int]) -> list[str]:
+        ids = _check_ids(ids, self.vocab_size)
         return [self.chars[i] for i in ids]
 
     def save(self, folder: str | Path) -> None:
@@ -103,16 +105,72 @@ class BPETokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode(self, text: str, errors: Errors = "strict") -> list[int]:
-        return self.tokenizer.encode(text).ids
+        """Token ids; every string of characters has some (lone surrogates are not characters)."""
+        _check_errors(errors)
+        try:
+            return self.tokenizer.encode(text).ids
+        except TypeError:  # the Rust side takes only valid Unicode: a lone surrogate lands here
+            raise InputError(
+                "The text holds a lone surrogate (U+D800..U+DFFF), which is not a character and "
+                "cannot be encoded; remove it."
+            ) from None
 
     def decode(self, ids: list[int]) -> str:
+        ids = _check_ids(ids, self.vocab_size)  # the library would silently skip unknown ids
         return self.tokenizer.decode(ids)
 
     def token_strings(self, ids: list[int]) -> list[str]:
+        ids = _check_ids(ids, self.vocab_size)
         return [self.tokenizer.decode([i]) for i in ids]
+
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The raw bytes of one token (byte-level vocabularies), None if it is not made of bytes."""
+        from tokenizers import decoders
+
+        if not isinstance(self.tokenizer.decoder, decoders.ByteLevel):  # e.g. a foreign WordPiece file
+            return None
+        token = self.tokenizer.id_to_token(token_id)
+        if token is None or any(c not in _UNICODE_TO_BYTE for c in token):
+            return None
+        return bytes(_UNICODE_TO_BYTE[c] for c in token)
 
     def save(self, folder: str | Path) -> None:
         write_text_atomic(Path(folder) / TOKENIZER_FILE, self.tokenizer.to_str())
+
+
+def _gpt2_byte_alphabet() -> dict[str, int]:
+    """GPT-2's map of printable stand-ins back to bytes (how byte-level BPE spells its tokens)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    stand_in, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            stand_in[b] = chr(b)
+        else:  # unprintable bytes are shifted past 255, in order
+            stand_in[b] = chr(256 + extra)
+            extra += 1
+    return {c: b for b, c in stand_in.items()}
+
+
+_UNICODE_TO_BYTE = _gpt2_byte_alphabet()
+
+
+def _check_errors(errors: object) -> None:
+    if errors not in ("strict", "drop", "replace"):
+        raise SettingsError(f"errors must be 'strict', 'drop' or 'replace', got {errors!r}.")
+
+
+def _check_ids(ids: list[int], vocab_size: int) -> list[int]:
+    """The ids as Python ints (tensors and numpy ints welcome), each inside the vocabulary."""
+    try:
+        ids = [operator.index(i) for i in ids]
+    except TypeError:
+        raise InputError(f"Token ids must be whole numbers, got {ids!r:.80}.") from None
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise InputError(
+            f"Token ids {bad[:5]} are outside this vocabulary of {vocab_size} tokens (0..{vocab_size - 1})."
+        )
+    return ids
 
 
 def load_tokenizer(folder: str | Path) -> CharTokenizer | BPETokenizer:
@@ -123,13 +181,16 @@ def load_tokenizer(folder: str | Path) -> CharTokenizer | BPETokenizer:
         data = json.loads(text)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing. A checkpoint folder needs its tokenizer file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc}); the file is corrupt or foreign.") from None
     if isinstance(data, dict) and data.get("gptlab_tokenizer") == "char":
         chars = data.get("chars")
         if not isinstance(chars, str):
             raise CheckpointError(f"{path}: 'chars' must be a string.")
-        return CharTokenizer(chars)
+        try:
+            return CharTokenizer(chars)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     if isinstance(data, dict) and "model" in data:
         from tokenizers import Tokenizer
 
