@@ -1,0 +1,105 @@
+"""viz: the figures show exactly the captured attention, masked, labelled, on shared scales."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from gptlab import load_checkpoint, viz
+from gptlab.explore import attention_view
+
+PROMPT = "All:\nSpeak, speak."
+
+
+@pytest.fixture(scope="module")
+def view(tiny_checkpoints):
+    ck = load_checkpoint(tiny_checkpoints["gpt"])
+    return attention_view(ck.model, ck.tokenizer, PROMPT)
+
+
+def test_heatmap_values_equal_the_captured_attention(view):
+    pattern = view.patterns[1][2]
+    trace = viz.attention_heatmap(pattern, view.labels, "layer 1 head 2").data[0]
+    n = len(view.labels)
+    for q in range(n):
+        for k in range(n):
+            if k <= q:
+                assert trace.z[q][k] == pytest.approx(float(pattern[q, k]), abs=1e-7)
+            else:
+                assert trace.z[q][k] is None  # the future: no cell drawn
+
+
+def test_heatmap_axes_labels_orientation_and_hover(view):
+    fig = viz.attention_heatmap(view.patterns[0][0], view.labels, "t")
+    trace = fig.data[0]
+    assert list(trace.x) == view.labels and list(trace.y) == view.labels
+    assert len(set(trace.x)) == len(trace.x)
+    assert fig.layout.yaxis.autorange == "reversed"  # query 0 at the top, as in a matrix
+    assert fig.layout.xaxis.type == "category" and fig.layout.yaxis.type == "category"
+    assert "query %{y}" in trace.hovertemplate and "key %{x}" in trace.hovertemplate
+    assert "%{z" in trace.hovertemplate
+    assert trace.hoverongaps is False
+    assert (trace.zmin, trace.zmax) == (0.0, 1.0)
+
+
+def test_heatmap_rejects_labels_that_do_not_fit(view):
+    with pytest.raises(ValueError, match="labels"):
+        viz.attention_heatmap(view.patterns[0][0], view.labels[:-1])
+
+
+def test_masked_turns_the_upper_triangle_into_gaps():
+    z = viz.masked(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))
+    assert z == [[1.0, None], [0.25, 0.75]]
+
+
+def test_head_grid_has_one_trace_per_head_on_one_colour_scale(view):
+    patterns = view.patterns[0]
+    fig = viz.head_grid(patterns, view.labels, "grid")
+    assert len(fig.data) == patterns.size(0)
+    assert {trace.coloraxis for trace in fig.data} == {"coloraxis"}
+    assert fig.layout.coloraxis.cmin == 0.0
+    assert fig.layout.coloraxis.cmax == pytest.approx(float(patterns.max()))
+    for h, trace in enumerate(fig.data):
+        assert trace.z[3][1] == pytest.approx(float(patterns[h, 3, 1]))
+        assert trace.z[1][3] is None
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [f"head {h}" for h in range(patterns.size(0))]
+
+
+def test_head_average_is_the_mean_over_heads(view):
+    avg = viz.head_average(view.patterns[1])
+    torch.testing.assert_close(avg, view.patterns[1].mean(0))
+    torch.testing.assert_close(avg.sum(-1), torch.ones(avg.size(0)))
+
+
+def test_top_predictions_bar_keeps_order_and_labels(view):
+    fig = viz.top_predictions_bar(view.predictions[-1], "next")
+    bar = fig.data[0]
+    assert [y.strip() for y in bar.y] == [tok for tok, _ in view.predictions[-1]]
+    assert list(bar.x) == [p for _, p in view.predictions[-1]]
+    assert list(bar.x) == sorted(bar.x, reverse=True)
+
+
+def test_loss_curves_draw_train_and_val_per_model():
+    history = [{"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 100, "tokens": s, "time_s": s}
+               for s in (0, 50, 100)]
+    fig = viz.loss_curves({"bigram": {"history": history}, "gpt": {"history": history[:2]}})
+    names = [t.name for t in fig.data]
+    assert names == ["bigram val", "bigram train", "gpt val", "gpt train"]
+    assert list(fig.data[0].x) == [0, 50, 100] and list(fig.data[0].y) == [3.1, 2.6, 2.1]
+    assert fig.data[1].line.dash == "dash"
+
+
+def test_loss_curves_say_when_there_is_no_history():
+    fig = viz.loss_curves({"gpt": {"best": {"val_loss": 2.0}}})
+    assert not fig.data
+    assert "No training history" in fig.layout.annotations[0].text
+
+
+def test_figure_json_carries_the_png_download_config(view):
+    data = json.loads(viz.figure_json(viz.attention_heatmap(view.patterns[0][0], view.labels)))
+    assert data["config"]["toImageButtonOptions"]["format"] == "png"
+    assert go.Figure(data["data"], data["layout"]).data[0].type == "heatmap"
