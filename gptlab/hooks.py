@@ -51,6 +51,8 @@ def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | Non
         return points
     if callable(names):
         return {n: p for n, p in points.items() if names(n)}
+    if isinstance(names, str):  # one name, not a sequence of one-letter names
+        names = [names]
     unknown = [n for n in names if n not in points]
     if unknown:
         raise GptlabError(f"No hook point named {unknown}. This model has: {', '.join(points)}")
