@@ -35,12 +35,14 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         "| | |",
         "|---|---|",
         f"| parameters | {n_params:,} |",
-        f"| layers / heads / width / context | {config.n_layer} / {config.n_head} / {config.n_embd} / {config.block_size} |",
+        f"| layers / heads / width / context | {config.n_layer} / {config.n_head} / {config.n_embd} "
+        f"/ {config.block_size} |",
         f"| tokenizer | {info.get('tokenizer', '?')} ({config.vocab_size} tokens) |",
         f"| data | {metrics.get('data', info.get('data', '?'))} |",
     ]
     if val is not None:
-        lines.append(f"| best val loss | {val:.4f} nats/token ({val / math.log(2):.3f} bits/token) at step {best.get('step')} |")
+        bits = val / math.log(2)
+        lines.append(f"| best val loss | {val:.4f} nats/token ({bits:.3f} bits/token) at step {best.get('step')} |")
     if metrics.get("bits_per_char") is not None:
         lines.append(f"| val bits per character | {metrics['bits_per_char']:.4f} |")
     if metrics.get("train_time_s") is not None:

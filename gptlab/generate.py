@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
+import warnings
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -38,7 +40,7 @@ def generate_ids(
         else:
             if cache.length + len(pending) > block:
                 cache = model.new_cache()
-                pending = context[-(block // 2) :]
+                pending = context[-max(1, block // 2) :]  # block_size 1 keeps the last token
             logits, _ = model(torch.tensor([pending], device=device), cache=cache)
         token = sample(logits[0, -1], settings, generator)
         context.append(token)
@@ -63,14 +65,42 @@ def generate(
     """
     settings.validate(max_new_tokens_limit)
     ids = tokenizer.encode(prompt, errors) or tokenizer.encode(EMPTY_PROMPT, "replace")
-    pending: list[int] = []
-    for token in generate_ids(model, ids, settings, use_cache):
-        pending.append(token)
-        piece = tokenizer.decode(pending)
-        # a byte-level token may cut a character in two: wait (at most 4 bytes) for the rest
-        if piece.endswith("\ufffd") and len(pending) < 4:
-            continue
-        pending.clear()
-        yield piece
-    if pending:
-        yield tokenizer.decode(pending)
+    yield from stream_text(tokenizer, generate_ids(model, ids, settings, use_cache))
+
+
+def stream_text(tokenizer: Tokenizer, tokens: Iterable[int]) -> Iterator[str]:
+    """Text pieces for a stream of token ids; their concatenation is ``tokenizer.decode(all ids)``.
+
+    A byte-level BPE token may end inside a multi-byte character: its bytes go through an
+    incremental UTF-8 decoder, which holds an unfinished character back until its last byte comes.
+    """
+    token_bytes = getattr(tokenizer, "token_bytes", None)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token in tokens:
+        raw = token_bytes(token) if token_bytes is not None else None
+        if raw is None:  # a char token (or a token not made of bytes): its text is complete
+            piece = utf8.decode(b"", final=True) + tokenizer.decode([token])
+            utf8.reset()
+        else:
+            piece = utf8.decode(raw)
+        if piece:
+            yield piece
+    tail = utf8.decode(b"", final=True)  # bytes of a character that never got finished
+    if tail:
+        yield tail
+
+
+# `python -m gptlab.generate` runs this file as __main__ after the package has imported it once;
+# runpy warns about that, but nothing here keeps state, so both copies behave the same.
+warnings.filterwarnings("ignore", message="'gptlab.generate' found in sys.modules", category=RuntimeWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The terminal CLI (``python -m gptlab.generate``); it lives in cli_generate to keep this module small."""
+    from .cli_generate import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

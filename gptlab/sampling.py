@@ -31,7 +31,10 @@ class GenerationSettings:
         _check_int("top_k", self.top_k, 0, None)
         _check_float("top_p", self.top_p, 0.0, 1.0)
         if self.top_p == 0.0:
-            raise SettingsError("top_p must be above 0 (it keeps the smallest set of tokens whose probability reaches top_p); use 1 to turn it off.")
+            raise SettingsError(
+                "top_p must be above 0 (it keeps the smallest set of tokens whose probability reaches "
+                "top_p); use 1 to turn it off."
+            )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise SettingsError(f"seed must be a whole number or empty, got {self.seed!r}.")
         return self
@@ -68,7 +71,10 @@ def next_token_probs(logits: torch.Tensor, settings: GenerationSettings) -> torc
     logits = logits.float()
     if settings.temperature == 0.0:
         return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
-    logits = logits / settings.temperature
+    # shift so the largest logit is 0 before dividing, and keep the divisor a positive float32: a
+    # tiny temperature then sends the others to -inf (probability 0) instead of inf - inf or 0 / 0 = NaN
+    temperature = max(settings.temperature, torch.finfo(logits.dtype).tiny)
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if 0 < settings.top_k < logits.size(-1):
         kth = torch.topk(logits, settings.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -77,6 +83,7 @@ def next_token_probs(logits: torch.Tensor, settings: GenerationSettings) -> torc
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         # drop a token when the tokens ranked above it already reach top_p (the top one always stays)
         drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= settings.top_p
+        drop_sorted[..., 0] = False  # even when top_p rounds to 0 in float32
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         probs = probs.masked_fill(drop, 0.0)
         probs = probs / probs.sum(dim=-1, keepdim=True)
