@@ -79,7 +79,8 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     if device.type == "cpu":
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+        # torchrun starts one process per core share: split the cores between them
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // info.world_size))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
