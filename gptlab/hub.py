@@ -29,7 +29,13 @@ def download_checkpoint(repo_id: str, revision: str | None = None) -> Path:
 
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=CHECKPOINT_PATTERNS))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        # snapshot_download also falls back to the cache when the Hub answers an HTTP error (5xx,
+        # an unexpected 404): that is not "offline", so say what the Hub said.
+        if isinstance(exc.__cause__, HfHubHTTPError):
+            raise CheckpointError(
+                f"Could not download the Hub model '{repo_id}' and there is no cached copy: {exc.__cause__}"
+            ) from None
         raise CheckpointError(
             f"The Hub model '{repo_id}' is not available offline: there is no network (or HF_HUB_OFFLINE=1) "
             "and no cached copy. Connect once to download it, or pass the path of a local checkpoint folder."
