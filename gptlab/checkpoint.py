@@ -112,8 +112,10 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
         raise CheckpointError(f"{path}: not valid JSON ({exc}); the file is corrupt or foreign.") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc}).") from None
 
 
 def resolve_folder(source: str | Path) -> Path:
@@ -144,16 +146,25 @@ def load_checkpoint(source: str | Path, device: str | torch.device = "cpu") -> C
     tokenizer = load_tokenizer(folder)
     if tokenizer.vocab_size != config.vocab_size:
         raise CheckpointError(
-            f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but {CONFIG_FILE} says vocab_size={config.vocab_size}."
+            f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but {CONFIG_FILE} says "
+            f"vocab_size={config.vocab_size}."
         )
-    with torch.device("meta"):  # shapes only: costs no memory
-        expected = {k: v for k, v in build_model(config).state_dict().items()}
-    model = build_model(config, device)
-    tensors = _read_weights(weights, expected, tied_names(model))
-    model.load_state_dict(tensors, strict=False)
-    model.eval()
+    if info.get("tokenizer", tokenizer.kind) != tokenizer.kind:
+        raise CheckpointError(
+            f"{folder}: {CONFIG_FILE} says tokenizer {info['tokenizer']!r} "
+            f"but the tokenizer file is {tokenizer.kind!r}."
+        )
     metrics_path = folder / METRICS_FILE
     metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{metrics_path}: must be a JSON object, got {type(metrics).__name__}.")
+    skeleton = build_model(config, "meta")  # shapes only: costs no memory
+    # every tensor is checked against the config before the real model is allocated, so a config
+    # that promises a huge model next to a small (or foreign) weights file costs nothing
+    tensors = _read_weights(weights, skeleton.state_dict(), tied_names(skeleton))
+    model = build_model(config, device)
+    model.load_state_dict(tensors, strict=False)
+    model.eval()
     return Checkpoint(model=model, tokenizer=tokenizer, folder=folder, info=info, metrics=metrics)
 
 
@@ -178,7 +189,12 @@ def _read_weights(path: Path, expected: dict[str, torch.Tensor], tied: set[str])
                     )
                 if dtype not in WEIGHT_DTYPES:
                     raise CheckpointError(f"{path}: tensor {name} has dtype {dtype}; expected F32, BF16 or F16.")
-                tensors[name] = f.get_tensor(name).to(wanted[name].dtype)
+                tensor = f.get_tensor(name).to(wanted[name].dtype)
+                if not torch.isfinite(tensor).all():  # NaN weights would only fail later, mid-generation
+                    raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values.")
+                tensors[name] = tensor
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it may be truncated.") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc}).") from None
     return tensors
