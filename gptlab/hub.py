@@ -9,6 +9,8 @@ from .errors import CheckpointError
 
 # Only these files are ever fetched or pushed: no pickles, no code.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "README.md", "*.png"]
+# The optimizer state a training run keeps for resuming: 2-3x the model's size, no use to a reader.
+EXCLUDE_PATTERNS = ["training_state.safetensors"]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -28,7 +30,9 @@ def download_checkpoint(repo_id: str, revision: str | None = None) -> Path:
     )
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=CHECKPOINT_PATTERNS))
+        return Path(snapshot_download(
+            repo_id, revision=revision, allow_patterns=CHECKPOINT_PATTERNS, ignore_patterns=EXCLUDE_PATTERNS
+        ))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         # snapshot_download also falls back to the cache when the Hub answers an HTTP error (5xx,
         # an unexpected 404): that is not "offline", so say what the Hub said.
@@ -66,6 +70,7 @@ def push_checkpoint(folder: str | Path, repo_id: str, token: str | None = None, 
             repo_id=repo_id,
             folder_path=folder,
             allow_patterns=CHECKPOINT_PATTERNS,
+            ignore_patterns=EXCLUDE_PATTERNS,
             commit_message=f"Upload gptlab checkpoint {folder.name}",
         )
     except HfHubHTTPError as exc:

@@ -82,6 +82,7 @@ def test_push_uploads_safe_files_and_pull_gives_identical_logits(hub, tiny_check
     folder = shutil.copytree(tiny_checkpoints["gpt"], tmp_path / "run")
     (folder / "pytorch_model.bin").write_bytes(b"a planted pickle must never leave the machine")
     (folder / "optimizer.pt").write_bytes(b"nor this one")
+    (folder / "training_state.safetensors").write_bytes(b"optimizer state: only for resuming, stays home")
     env = hub_env(hub.endpoint, tmp_path / "hf_home")
 
     pushed = run_push(env, str(folder), "user/tiny-gpt", "--private")
@@ -96,6 +97,7 @@ def test_push_uploads_safe_files_and_pull_gives_identical_logits(hub, tiny_check
     assert ("POST", "/api/models/user/tiny-gpt/commit/main") == push_requests[-1]
     assert hub.refused == []  # every request carried HF_TOKEN and hit an endpoint the real Hub has
 
+    repo.files["training_state.safetensors"] = b"as an older push might have left it: never downloaded"
     hub.log.clear()
     loaded = run_load(env, "user/tiny-gpt", tmp_path / "hub_logits.safetensors")
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
