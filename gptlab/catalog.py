@@ -77,12 +77,25 @@ def format_params(n: int) -> str:
 
 
 def training_time(metrics: dict[str, Any]) -> float | None:
-    """Seconds of training: the last history row's time_s, else a top-level train_time_s."""
+    """Seconds of training: metrics.json's train_time_s, else the last history row's time_s."""
+    value = metrics.get("train_time_s")
+    if value is not None:
+        return float(value)
     history = metrics.get("history") or []
     if history and isinstance(history[-1], dict) and history[-1].get("time_s") is not None:
         return float(history[-1]["time_s"])
-    value = metrics.get("train_time_s")
-    return float(value) if value is not None else None
+    return None
+
+
+def format_duration(seconds: float | None) -> str:
+    """42.0 -> '42 s', 750 -> '12.5 min', 7200 -> '2.0 h'; '—' when unknown."""
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class Catalog:
@@ -149,21 +162,20 @@ class Catalog:
 
     def table(self) -> list[list[Any]]:
         """Rows for the Models tab: name, kind, tokenizer, parameters, layers x heads x width, context,
-        best val loss, training minutes, source (or the load error)."""
+        best val loss, training time, source (or the load error)."""
         rows = []
         for name, entry in self.entries.items():
             ck = entry.checkpoint
             if ck is None:
-                rows.append([name, "—", "—", None, "—", None, None, None, f"failed: {entry.error}"])
+                rows.append([name, "—", "—", None, "—", None, None, "—", f"failed: {entry.error}"])
                 continue
             c = ck.config
             shape = "—" if c.kind == "bigram" else f"{c.n_layer}×{c.n_head}×{c.n_embd}"
-            minutes = training_time(ck.metrics)
             val = ck.best_val_loss
             rows.append([
                 name, c.kind, ck.tokenizer.kind, ck.n_params, shape, c.block_size,
                 round(val, 4) if val is not None else None,
-                round(minutes / 60, 1) if minutes is not None else None, entry.source,
+                format_duration(training_time(ck.metrics)), entry.source,
             ])
         return rows
 
@@ -174,5 +186,5 @@ class Catalog:
 
 TABLE_HEADERS = [
     "model", "kind", "tokenizer", "parameters", "layers×heads×width", "context", "best val loss",
-    "training (min)", "source",
+    "training time", "source",
 ]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
+import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from gptlab import load_checkpoint
+from gptlab import BPETokenizer, ModelConfig, build_model, load_checkpoint, save_checkpoint
 from gptlab.catalog import Catalog
 from gptlab.explore import attention_view
 
@@ -22,10 +25,16 @@ GEN = dict(max_new_tokens=120, temperature=0.8, top_k=0, top_p=1.0, seed=7)
 
 
 @pytest.fixture(scope="module")
-def shelf(tmp_path_factory, tiny_checkpoints):
+def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
     root = tmp_path_factory.mktemp("shelf")
     for name, folder in tiny_checkpoints.items():
         shutil.copytree(folder, root / name)
+    # a byte-level BPE model (untrained weights are enough to check the plumbing)
+    tokenizer = BPETokenizer.train(tiny_text, vocab_size=300)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
+                                    n_embd=16, block_size=32)).eval()
+    save_checkpoint(root / "gpt-bpe", model, tokenizer, metrics={"best": {"val_loss": 5.0}, "history": []})
     return root
 
 
@@ -40,6 +49,12 @@ def server(shelf):
 @pytest.fixture(scope="module")
 def client(server):
     return Client(server, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def typed_array(z: dict) -> np.ndarray:
+    """Decode Plotly's base64 typed array ({"dtype", "bdata", "shape"})."""
+    shape = tuple(int(n) for n in str(z["shape"]).split(","))
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
 
 
 def answers(client: Client) -> bool:
@@ -83,9 +98,9 @@ def test_attention_plots_match_the_library(client, shelf):
     hm = json.loads(heatmap["plot"])
     assert heatmap["type"] == "plotly"
     assert hm["data"][0]["x"] == view.labels and hm["data"][0]["y"] == view.labels
-    z = hm["data"][0]["z"]
-    assert z[5][2] == pytest.approx(float(view.patterns[1][2, 5, 2]), abs=1e-6)
-    assert z[2][5] is None
+    z = typed_array(hm["data"][0]["z"])
+    np.testing.assert_allclose(z[5, :6], view.patterns[1][2, 5, :6].numpy(), atol=1e-6)
+    assert np.isnan(z[2, 5])
     assert hm["config"]["toImageButtonOptions"]["format"] == "png"
     assert len(json.loads(grid["plot"])["data"]) == ck.config.n_head
     assert "average" in json.loads(average["plot"])["layout"]["title"]["text"]
@@ -102,10 +117,23 @@ def test_attention_reports_cropping(client):
     assert len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64
 
 
+def test_bpe_model_in_generate_and_attention(client, shelf):
+    prompt = "First Citizen: 日本"  # byte-level BPE has no unknown characters
+    text = client.predict("gpt-bpe", prompt, 20, 0.8, 0, 1.0, 1, api_name="/generate")
+    assert text.startswith(prompt) and len(text) > len(prompt)
+    note, heatmap, grid, *_ = client.predict("gpt-bpe", prompt, 0, 1, -1, api_name="/attention")
+    ck = load_checkpoint(shelf / "gpt-bpe")
+    view = attention_view(ck.model, ck.tokenizer, prompt)
+    assert json.loads(heatmap["plot"])["data"][0]["x"] == view.labels
+    assert len(view.labels) < len(prompt.encode())  # merged tokens, not bytes
+    assert len(json.loads(grid["plot"])["data"]) == 2
+    assert f"sees {len(view.ids)} token(s)" in note
+
+
 def test_models_table_and_curves(client):
     table, curves = client.predict(api_name="/models")
     names = [row[0] for row in table["data"]]
-    assert names == ["bigram", "gpt"]
+    assert names == ["bigram", "gpt", "gpt-bpe"]
     assert json.loads(curves["plot"])["layout"]["title"]["text"].startswith("Loss")
 
 

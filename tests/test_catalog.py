@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from gptlab import GptlabError
-from gptlab.catalog import Catalog, discover, format_params, hub_ids_from_env, training_time
+from gptlab.catalog import Catalog, discover, format_duration, format_params, hub_ids_from_env, training_time
 
 
 @pytest.fixture
@@ -68,4 +68,5 @@ def test_hub_model_offline_is_an_error_entry_not_a_crash(tmp_path):
 def test_small_helpers():
     assert format_params(29_760) == "29.8K" and format_params(10_800_000) == "10.8M" and format_params(12) == "12"
     assert training_time({"history": [{"step": 1, "time_s": 90.0}]}) == 90.0
-    assert training_time({"train_time_s": 5}) == 5.0 and training_time({}) is None
+    assert training_time({"train_time_s": 5, "history": [{"time_s": 4}]}) == 5.0 and training_time({}) is None
+    assert [format_duration(s) for s in (None, 42, 750, 7200)] == ["—", "42 s", "12.5 min", "2.0 h"]

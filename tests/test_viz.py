@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -29,7 +31,7 @@ def test_heatmap_values_equal_the_captured_attention(view):
             if k <= q:
                 assert trace.z[q][k] == pytest.approx(float(pattern[q, k]), abs=1e-7)
             else:
-                assert trace.z[q][k] is None  # the future: no cell drawn
+                assert math.isnan(trace.z[q][k])  # the future: a gap, no cell drawn
 
 
 def test_heatmap_axes_labels_orientation_and_hover(view):
@@ -52,7 +54,23 @@ def test_heatmap_rejects_labels_that_do_not_fit(view):
 
 def test_masked_turns_the_upper_triangle_into_gaps():
     z = viz.masked(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))
-    assert z == [[1.0, None], [0.25, 0.75]]
+    np.testing.assert_array_equal(z, np.array([[1.0, np.nan], [0.25, 0.75]], dtype=np.float32))
+
+
+def test_matrices_travel_as_compact_typed_arrays(view):
+    data = json.loads(viz.figure_json(viz.attention_heatmap(view.patterns[0][0], view.labels)))
+    z = data["data"][0]["z"]
+    assert z["dtype"] == "f4" and "bdata" in z  # base64, not a list of decimal floats
+
+
+def test_grid_zooms_on_the_last_positions_of_a_long_context():
+    n = viz.GRID_MAX_TOKENS + 10
+    patterns = torch.softmax(torch.randn(2, n, n).masked_fill(torch.ones(n, n).triu(1).bool(), -torch.inf), -1)
+    labels = [f"{i}:x" for i in range(n)]
+    fig = viz.head_grid(patterns, labels, "grid")
+    assert list(fig.data[0].x) == labels[-viz.GRID_MAX_TOKENS:]
+    assert f"last {viz.GRID_MAX_TOKENS} of {n}" in fig.layout.title.text
+    assert fig.data[1].z[-1][-1] == pytest.approx(float(patterns[1, -1, -1]))
 
 
 def test_head_grid_has_one_trace_per_head_on_one_colour_scale(view):
@@ -64,7 +82,7 @@ def test_head_grid_has_one_trace_per_head_on_one_colour_scale(view):
     assert fig.layout.coloraxis.cmax == pytest.approx(float(patterns.max()))
     for h, trace in enumerate(fig.data):
         assert trace.z[3][1] == pytest.approx(float(patterns[h, 3, 1]))
-        assert trace.z[1][3] is None
+        assert math.isnan(trace.z[1][3])
     titles = [a.text for a in fig.layout.annotations]
     assert titles == [f"head {h}" for h in range(patterns.size(0))]
 
