@@ -83,7 +83,7 @@ def page(app_url):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(45_000)  # a shared 2-core CI box can stall for seconds
         page.goto(app_url)
         page.wait_for_selector("#gen-btn")
         yield page
