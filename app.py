@@ -323,6 +323,8 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             att_query.submit(**redraw)
             att_prompt.submit(**redraw)
             att_model.input(h["attention_ranges"], att_model, [att_layer, att_head], api_visibility="private")
+            # per visitor: fit the sliders to the default model (API callers keep the widest ranges)
+            demo.load(h["attention_ranges"], att_model, [att_layer, att_head], api_visibility="private")
 
         with gr.Tab("Models", id="models") as models_tab:
             gr.Markdown("Every model offered here, smallest first. Loss is cross-entropy on held-out text.")

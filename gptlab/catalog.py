@@ -54,6 +54,11 @@ class Entry:
     error: str | None = None
 
     @property
+    def from_hub(self) -> bool:
+        """True for a Hub repo id, False for a local folder (a local path is not worth showing visitors)."""
+        return not Path(self.source).exists()
+
+    @property
     def kind(self) -> str:
         return self.checkpoint.config.kind if self.checkpoint else "?"
 
@@ -173,9 +178,9 @@ class Catalog:
             shape = "—" if c.kind == "bigram" else f"{c.n_layer}×{c.n_head}×{c.n_embd}"
             val = ck.best_val_loss
             rows.append([
-                name, c.kind, ck.tokenizer.kind, ck.n_params, shape, c.block_size,
+                name, c.kind, ck.tokenizer.kind, f"{ck.n_params:,}", shape, c.block_size,
                 round(val, 4) if val is not None else None,
-                format_duration(training_time(ck.metrics)), entry.source,
+                format_duration(training_time(ck.metrics)), entry.source if entry.from_hub else "local folder",
             ])
         return rows
 
@@ -185,6 +190,6 @@ class Catalog:
 
 
 TABLE_HEADERS = [
-    "model", "kind", "tokenizer", "parameters", "layers×heads×width", "context", "best val loss",
+    "model", "kind", "tokenizer", "parameters", "layers × heads × width", "context", "best val loss",
     "training time", "source",
 ]

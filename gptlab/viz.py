@@ -78,14 +78,15 @@ def head_grid(
 ) -> go.Figure:
     """Small multiples, one heatmap per head, all on ONE colour scale so heads compare fairly."""
     n_head = patterns.size(0)
-    cols = max(1, min(cols, n_head))
     rows = math.ceil(n_head / cols)
     labels = list(labels)
     if len(labels) > GRID_MAX_TOKENS:  # zoom on the latest positions, and say so
         title = f"{title} (last {GRID_MAX_TOKENS} of {len(labels)} positions)"
         labels, patterns = labels[-GRID_MAX_TOKENS:], patterns[:, -GRID_MAX_TOKENS:, -GRID_MAX_TOKENS:]
+    # always `cols` columns, unused cells left out: one or two heads keep the size of a panel of four
+    specs = [[{} if r * cols + c < n_head else None for c in range(cols)] for r in range(rows)]
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
+        rows=rows, cols=cols, specs=specs, subplot_titles=[f"head {h}" for h in range(n_head)],
         horizontal_spacing=0.04, vertical_spacing=0.12 / rows,
     )
     top = float(patterns.max()) if patterns.numel() else 1.0
@@ -146,7 +147,9 @@ def loss_curves(metrics: Mapping[str, Mapping[str, Any]], x: str = "step") -> go
             )
     if not fig.data:
         fig.add_annotation(text="No training history in these checkpoints' metrics.json", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
+                           x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=16))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     fig.update_layout(
         title=dict(text="Loss during training (solid: validation, dashed: train)"), font=FONT, height=460,
         xaxis=dict(title=x), yaxis=dict(title="cross-entropy loss (nats/token)"),

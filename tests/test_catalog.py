@@ -49,7 +49,8 @@ def test_labels_and_table_show_size_and_loss(shelf):
     gpt = catalog.get("gpt")
     assert catalog.label("gpt") == f"gpt · {format_params(gpt.n_params)} params · val loss 2.500"
     rows = {row[0]: row for row in catalog.table()}
-    assert rows["gpt"][3] == gpt.n_params and rows["gpt"][6] == 2.5 and rows["gpt"][4] == "2×4×32"
+    assert rows["gpt"][3] == f"{gpt.n_params:,}" and rows["gpt"][6] == 2.5 and rows["gpt"][4] == "2×4×32"
+    assert rows["gpt"][8] == "local folder"
     assert catalog.choices() == [(catalog.label("gpt"), "gpt"), (catalog.label("bigram"), "bigram")]
     assert catalog.default("gpt") == "gpt" and catalog.default("blocks") == "bigram"
 
