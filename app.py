@@ -152,18 +152,20 @@ def make_handlers(catalog: Catalog):
         """Attention of one head, all heads of the layer, their average, and next-token guesses."""
         prompt = checked_prompt(prompt)
         checkpoint = _checkpoint(catalog, model)
+        config = checkpoint.config
+        layer, head = _whole(layer, "layer"), _whole(head, "head")
+        query = -1 if query is None else _whole(query, "query")
+        # check the pickers against this model before doing any work
+        if not (isinstance(layer, int) and 0 <= layer < config.n_layer):
+            raise gr.Error(f"layer must be in 0..{config.n_layer - 1} for {model}, got {layer!r}.")
+        if not (isinstance(head, int) and 0 <= head < config.n_head):
+            raise gr.Error(f"head must be in 0..{config.n_head - 1} for {model}, got {head!r}.")
+        if not isinstance(query, int):
+            raise gr.Error(f"query position must be a whole number, got {query!r}.")
         try:
             view = attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
         except GptlabError as exc:
             raise user_error(exc) from None
-        layer, head = _whole(layer, "layer"), _whole(head, "head")
-        query = -1 if query is None else _whole(query, "query")
-        if not (isinstance(layer, int) and 0 <= layer < view.n_layer):
-            raise gr.Error(f"layer must be in 0..{view.n_layer - 1} for {model}, got {layer!r}.")
-        if not (isinstance(head, int) and 0 <= head < view.n_head):
-            raise gr.Error(f"head must be in 0..{view.n_head - 1} for {model}, got {head!r}.")
-        if not isinstance(query, int):
-            raise gr.Error(f"query position must be a whole number, got {query!r}.")
         n = len(view.ids)
         q = n - 1 if query < 0 or query >= n else query  # out of range means "the last token"
         patterns = view.patterns[layer]
@@ -204,7 +206,8 @@ def attention_note(view, model: str, q: int, asked: int) -> str:
         )
     if asked >= len(view.ids):
         lines.append(f"Query position {asked} is past the end; showing the last token instead.")
-    lines.append(f"Tokens: {' '.join(f'`{label}`' for label in view.labels[:80])}"
+    # double-backtick code spans, so a token that is itself a backtick still shows
+    lines.append(f"Tokens: {' '.join(f'`` {label} ``' for label in view.labels[:80])}"
                  + (" …" if len(view.labels) > 80 else ""))
     lines.append(f"Next-token guesses shown for query **{view.labels[q]}**.")
     return "\n\n".join(lines)

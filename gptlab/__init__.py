@@ -3,7 +3,12 @@
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import TokenSplits, get_batch, load_text
 from .errors import (
-    CheckpointError, ConfigError, DataError, GptlabError, SettingsError, UnknownCharactersError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    GptlabError,
+    SettingsError,
+    UnknownCharactersError,
 )
 from .generate import generate, generate_ids
 from .hooks import hook_points, hooks, run_with_cache

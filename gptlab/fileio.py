@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        _fault_injection_pause()
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -24,6 +26,21 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _fault_injection_pause() -> None:
+    """Tests set GPTLAB_SLOW_WRITE_S to widen the window in which a kill lands mid-write."""
+    delay = os.environ.get("GPTLAB_SLOW_WRITE_S")
+    if delay:
+        time.sleep(float(delay))
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporaries that a killed writer left behind; returns how many."""
+    stale = list(Path(folder).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -90,7 +90,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_text_file, tmp_path):
     train(tiny_config(tiny_text_file, split, "max_iters=20", "model.dropout=0.1", "resume=true"))
     a, b = history(straight), history(split)
     assert [r["step"] for r in a] == [r["step"] for r in b]
-    for row_a, row_b in zip(a, b):
+    for row_a, row_b in zip(a, b, strict=True):
         assert row_a["val_loss"] == pytest.approx(row_b["val_loss"], abs=1e-6)
         assert row_a["train_loss"] == pytest.approx(row_b["train_loss"], abs=1e-6)
 
@@ -124,7 +124,7 @@ def test_torchrun_two_processes_match_one_process(tiny_text_file, tmp_path):
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     a, b = history(tmp_path / "single"), history(tmp_path / "ddp")
     assert [r["step"] for r in a] == [r["step"] for r in b] == [0, 5, 10]
-    for row_a, row_b in zip(a, b):
+    for row_a, row_b in zip(a, b, strict=True):
         assert row_a["val_loss"] == pytest.approx(row_b["val_loss"], abs=1e-5)
     assert not (tmp_path / "ddp" / "snapshots").exists()  # only rank 0 writes, and only what was asked
 

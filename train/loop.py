@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from gptlab import GenerationSettings, TokenSplits, generate, get_batch, load_text, save_checkpoint, train_tokenizer
 from gptlab.checkpoint import METRICS_FILE
 from gptlab.errors import GptlabError
-from gptlab.fileio import write_text_atomic
+from gptlab.fileio import remove_stale_temporaries, write_text_atomic
 from gptlab.models import build_model, count_parameters
 from gptlab.tokenizers import load_tokenizer
 
@@ -66,6 +66,7 @@ def preflight(out: Path, n_params: int) -> None:
             pass
     except OSError as exc:
         raise GptlabError(f"Cannot write checkpoints to {out}: {exc.strerror or exc}. Choose another out=.") from None
+    remove_stale_temporaries(out)  # a killed run may have left half-written temporaries
     needed = n_params * 4 * 4 + (10 << 20)  # weights + two Adam moments + best copy, plus slack
     free = shutil.disk_usage(out).free
     if free < needed:
@@ -167,7 +168,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
                 last_time = time.perf_counter()
             if step >= end:
                 break
-            set_lr(optimizers, lr_factor(step, config))
+            set_lr(optimizers, lr_factor(step, config, run.train_time_s + time.perf_counter() - last_time))
             loss_sum = 0.0
             for m in range(micro_per_rank):
                 micro = info.rank * micro_per_rank + m

@@ -87,14 +87,20 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
     return optimizers
 
 
-def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of the peak learning rate: linear warmup, then cosine/linear decay to min_lr_ratio."""
+def lr_factor(step: int, config: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Multiplier of the peak learning rate: linear warmup, then cosine/linear decay to min_lr_ratio.
+
+    With a time budget (max_time), the decay follows whichever runs out first, steps or time,
+    so a run cut by the clock still ends on a low learning rate (fair equal-time comparisons).
+    """
     if step < config.warmup_iters:
         return (step + 1) / config.warmup_iters
     if config.decay == "constant":
         return 1.0
     span = max(1, config.max_iters - config.warmup_iters)
     progress = min(1.0, (step - config.warmup_iters) / span)
+    if config.max_time:
+        progress = max(progress, min(1.0, elapsed_s / config.max_time))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if config.decay == "cosine" else 1 - progress
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * shape
 

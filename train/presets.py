@@ -13,9 +13,9 @@ from .config import ModelSettings, TrainConfig
 
 
 def _tutorial(kind: str, **model: object) -> TrainConfig:
-    settings = ModelSettings(kind=kind, block_size=8, n_layer=1, n_head=1, n_embd=32, **model)
-    return TrainConfig(model=settings, batch_size=32, max_iters=5000, lr=1e-3, warmup_iters=0,
-                       decay="constant", weight_decay=0.0, eval_interval=500, eval_iters=200)
+    shape = dict(block_size=8, n_layer=1, n_head=1, n_embd=32) | model
+    return TrainConfig(model=ModelSettings(kind=kind, **shape), batch_size=32, max_iters=5000, lr=1e-3,
+                       warmup_iters=0, decay="constant", weight_decay=0.0, eval_interval=500, eval_iters=200)
 
 
 PRESETS: dict[str, tuple[str, Callable[[], TrainConfig]]] = {

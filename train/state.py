@@ -68,7 +68,7 @@ def load_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.
         raise CheckpointError(f"{path}: weights do not match this model ({result}). Was the config changed?")
     if len(extra["optimizers"]) != len(optimizers):
         raise CheckpointError(f"{path}: saved with a different optimizer setting; resume with the same one.")
-    for j, (opt, meta) in enumerate(zip(optimizers, extra.pop("optimizers"))):
+    for j, (opt, meta) in enumerate(zip(optimizers, extra.pop("optimizers"), strict=True)):
         state: dict[int, dict[str, Any]] = {}
         prefix = f"optim{j}."
         for key, value in tensors.items():
