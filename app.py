@@ -263,7 +263,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
         with gr.Tab("Bigram vs GPT", id="compare"):
             gr.Markdown("One prompt, one seed, two models: the bigram sees one character; the GPT sees the context.")
             with gr.Row():
-                cmp_prompt = gr.Textbox("ROMEO:\n", lines=2, label="prompt", elem_id="cmp-prompt", scale=3,
+                cmp_prompt = gr.Textbox("ROMEO:\n", lines=2, label="prompt", elem_id="cmp-prompt", scale=2,
                                         max_length=MAX_PROMPT_CHARS)
                 cmp_seed = gr.Number(1337, precision=0, label="seed (empty = random)", scale=1)
                 cmp_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=250, step=1, label="max new tokens", scale=1)
