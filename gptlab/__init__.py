@@ -7,6 +7,7 @@ from .errors import (
     ConfigError,
     DataError,
     GptlabError,
+    InputError,
     SettingsError,
     UnknownCharactersError,
 )
@@ -18,7 +19,7 @@ from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer, train_token
 
 __all__ = [
     "BPETokenizer", "BigramLanguageModel", "CharTokenizer", "Checkpoint", "CheckpointError",
-    "ConfigError", "DataError", "GPT", "GenerationSettings", "GptlabError", "ModelConfig",
+    "ConfigError", "DataError", "GPT", "GenerationSettings", "GptlabError", "InputError", "ModelConfig",
     "SettingsError", "TokenSplits", "UnknownCharactersError", "build_model", "count_parameters",
     "generate", "generate_ids", "get_batch", "hook_points", "hooks", "load_checkpoint",
     "load_text", "load_tokenizer", "next_token_probs", "run_with_cache", "save_checkpoint",

@@ -141,8 +141,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
             run.best = {k: row[k] for k in ("step", "val_loss", "train_loss", "tokens", "time_s")}
             metrics["best"] = run.best
             metrics["sample"] = row["sample"]
-            save_checkpoint(out, raw_model, tokenizer, metrics=metrics, info={"data": config.data},
-                            dtype=_dtype(config.save_dtype))
+            save_checkpoint(out, raw_model, tokenizer, metrics=metrics, info={"data": config.data})
         else:
             write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
         if step in snapshots:
@@ -221,20 +220,24 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
 
 def finish(out: Path, model, tokenizer, splits, text: str, config: TrainConfig, meta: dict, run: RunState,
            device: torch.device) -> dict[str, Any]:
-    """Score the best checkpoint on the whole val split and write the final metrics and card."""
+    """Score the best checkpoint on the whole val split, store it in save_dtype (measuring what
+    the rounding costs), and write the final metrics and model card."""
     from gptlab import load_checkpoint
 
-    best = load_checkpoint(out, device=device)
+    best = load_checkpoint(out, device=device)  # saved in float32 during the run
+    full_fp32 = full_split_loss(best.model, splits.val, device)
+    best.model.to(_dtype(config.save_dtype)).float()  # round the weights the way the file will
     full = full_split_loss(best.model, splits.val, device)
     val_chars = len(tokenizer.decode(splits.val.tolist()))
     bits_per_char = full * len(splits.val) / val_chars / math.log(2)  # nats/token -> bits/char
     metrics = {**meta, "history": run.history, "best": {**run.best, "val_loss_full": full},
+               "val_loss_full_float32": full_fp32, "save_dtype": config.save_dtype,
                "bits_per_char": bits_per_char, "train_time_s": run.train_time_s, "tokens": run.tokens,
                "sample": next((r["sample"] for r in run.history if r["step"] == run.best.get("step")), "")}
     save_checkpoint(out, best.model, tokenizer, metrics=metrics, info={"data": config.data},
                     dtype=_dtype(config.save_dtype))
-    print(f"best val loss {run.best['val_loss']:.4f} at step {run.best['step']} "
-          f"(whole val split {full:.4f}, {bits_per_char:.3f} bits/char); saved to {out}")
+    print(f"best val loss {run.best['val_loss']:.4f} at step {run.best['step']} (whole val split {full:.4f} "
+          f"in {config.save_dtype}, {full_fp32:.4f} in float32; {bits_per_char:.3f} bits/char); saved to {out}")
     return metrics
 
 
