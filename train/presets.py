@@ -27,16 +27,23 @@ PRESETS: dict[str, tuple[str, Callable[[], TrainConfig]]] = {
                    lambda: replace(_tutorial("multi_head", n_head=4), lr=1e-2, decay="cosine")),
     "blocks": ("3 transformer blocks, 4 heads, width 32, context 8",
                lambda: replace(_tutorial("blocks", n_layer=3, n_head=4), lr=3e-3, decay="cosine", warmup_iters=100)),
-    "gpt-mini": ("a 0.8M GPT that learns in minutes on a laptop CPU",
+    "gpt-mini": ("a 0.8M GPT that learns in minutes on a laptop CPU (Muon + AdamW)",
                  lambda: TrainConfig(
                      model=ModelSettings(block_size=64, n_layer=4, n_head=4, n_embd=128),
-                     batch_size=16, max_iters=2000, lr=3e-3, warmup_iters=50, eval_interval=200)),
+                     optimizer="muon", batch_size=16, max_iters=2000, lr=3e-3, warmup_iters=50,
+                     eval_interval=200)),
     "gpt": ("the app's default GPT (2.7M): Muon + AdamW, 80 minutes of training on 2 CPU cores",
             lambda: TrainConfig(
                 model=ModelSettings(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
                 optimizer="muon", lr=2e-3, muon_lr=0.02, batch_size=16, max_iters=30000, max_time=4800,
                 warmup_iters=100, eval_interval=250, eval_iters=50, save_dtype="bfloat16",
                 snapshots="0,50,150,400,1000,2500,5000")),
+    "gpt-bpe": ("the default GPT's shape on byte-level BPE tokens (vocabulary 512), 25 minutes on 2 CPU cores",
+                lambda: TrainConfig(
+                    model=ModelSettings(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
+                    tokenizer="bpe", bpe_vocab_size=512, optimizer="muon", lr=2e-3, muon_lr=0.02,
+                    batch_size=16, max_iters=30000, max_time=1500, warmup_iters=100, eval_interval=250,
+                    eval_iters=50, save_dtype="bfloat16")),
     "gpt-classic": ("the classic 6-layer/6-head/384-wide/256-context GPT (10.7M) for a GPU",
                     lambda: TrainConfig(
                         model=ModelSettings(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),

@@ -1,0 +1,58 @@
+"""The shipped models are what the README says they are: each is re-scored on the val split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gptlab import TokenSplits, load_checkpoint, load_text
+from train.loop import full_split_loss
+from train.report import END, START, render
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO / "checkpoints"
+SHIPPED = sorted(p.parent for p in CHECKPOINTS.glob("*/metrics.json"))
+SNAPSHOTS = sorted(p.parent for p in CHECKPOINTS.glob("*/snapshots/*/metrics.json"))
+
+
+def test_the_ladder_is_shipped():
+    names = {p.name for p in SHIPPED}
+    assert {"bigram", "single_head", "multi_head", "blocks", "gpt"} <= names
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_recorded_val_loss_is_reproduced(folder, shakespeare_path):
+    """Whole val split, every token once: must match metrics.json (the weights as shipped)."""
+    checkpoint = load_checkpoint(folder)
+    metrics = checkpoint.metrics
+    assert "python -m train" in metrics["command"]
+    text = load_text(shakespeare_path)
+    splits = TokenSplits.from_ids(checkpoint.tokenizer.encode(text))
+    loss = full_split_loss(checkpoint.model, splits.val, "cpu")
+    assert loss == pytest.approx(metrics["best"]["val_loss_full"], abs=2e-3)
+    assert metrics["best"]["val_loss"] == min(row["val_loss"] for row in metrics["history"])
+
+
+@pytest.mark.parametrize("folder", SNAPSHOTS, ids=lambda p: f"{p.parent.parent.name}-{p.name}")
+def test_snapshots_load_and_record_their_step(folder):
+    checkpoint = load_checkpoint(folder)
+    assert folder.name == f"step_{checkpoint.metrics['best']['step']:06d}"
+
+
+def test_readme_table_is_generated_from_metrics():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(START) : readme.index(END) + len(END)]
+    assert section == render(CHECKPOINTS, "docs/ladder.png"), "README is stale: run python -m train.report"
+
+
+def test_shipped_weights_fit_the_size_budget():
+    total = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*.safetensors") if "training_state" not in f.name)
+    assert total <= 50 * 2**20, f"checkpoints/ holds {total / 2**20:.1f} MiB of weights (budget 50 MiB)"
+
+
+def test_every_shipped_config_is_json_with_a_known_kind():
+    for folder in SHIPPED:
+        config = json.loads((folder / "config.json").read_text())
+        assert config["model"]["kind"] in {"bigram", "single_head", "multi_head", "blocks", "gpt"}
