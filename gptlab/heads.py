@@ -1,0 +1,168 @@
+"""Head labels: score each attention head against reference patterns that matter for characters.
+
+Each label is a mask over (query, key) cells: "the keys this kind of head would look at". A head's
+score for a mask is the share of its attention weight that lands on those keys, averaged over the
+query rows where the mask has at least one key. The broad label instead compares each row with
+even attention over every visible key (1 - total variation distance). The best label is picked by
+lift over chance, so a mask that covers half the keys does not win for a head that looks everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+# label -> what the sentence says the head looks at ("puts 71% of its weight on ...")
+LABELS: dict[str, str] = {
+    "previous": "the previous {unit}",
+    "self": "the current {unit} itself",
+    "same_earlier": "earlier copies of the current {unit}",
+    "line_start": "line starts (newlines and the {unit} after them)",
+    "first": "the first position",
+    "speaker": "the speaker's name before the colon",
+    "broad": "",  # phrased differently: see describe()
+}
+SHORT = {
+    "previous": "prev", "self": "self", "same_earlier": "same↑", "line_start": "line",
+    "first": "first", "speaker": "name:", "broad": "broad",
+}
+MIN_ROWS = 2  # a label needs at least this many query rows to be scored (else its score is NaN)
+
+
+@dataclass(frozen=True)
+class HeadLabel:
+    """One head's best label, its score (share of weight, 0..1) and every label's score."""
+
+    layer: int
+    head: int
+    label: str
+    score: float
+    scores: dict[str, float]
+
+    @property
+    def short(self) -> str:
+        return f"{SHORT[self.label]} {self.score:.0%}"
+
+
+def reference_masks(tokens: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Boolean [q, k] masks (causal: k <= q) of the keys each labelled kind of head attends to."""
+    n = len(tokens)
+    q = torch.arange(n)[:, None]
+    k = torch.arange(n)[None, :]
+    causal = k <= q
+    same = torch.tensor([[a == b for b in tokens] for a in tokens], dtype=torch.bool) if n else causal
+    newline = torch.tensor([t.endswith("\n") for t in tokens], dtype=torch.bool)
+    after_newline = torch.cat([torch.zeros(1, dtype=torch.bool), newline[:-1]]) if n else newline
+    return {
+        "previous": k == q - 1,
+        "self": k == q,
+        "same_earlier": same & (k < q),
+        "line_start": causal & (newline | after_newline)[None, :],
+        "first": (k == 0) & (q > 0),
+        "speaker": causal & _speaker_keys(tokens)[None, :],
+    }
+
+
+def _speaker_keys(tokens: Sequence[str]) -> torch.Tensor:
+    """Positions inside a line that ends with a colon (``ROMEO:``), the colon included."""
+    keys = torch.zeros(len(tokens), dtype=torch.bool)
+    line: list[int] = []
+    for i, tok in enumerate(tokens):
+        if tok.endswith("\n"):
+            text = "".join(tokens[j] for j in line).strip()
+            if text.endswith(":") and len(text) > 1:
+                keys[line] = True
+            line = []
+        else:
+            line.append(i)
+    return keys
+
+
+def score_head(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    """{label: (score, chance)} for one [q, k] pattern. NaN when too few rows have the label's keys."""
+    pattern = pattern.float()
+    n = pattern.size(0)
+    visible = torch.arange(n)[:, None] >= torch.arange(n)[None, :]
+    counts = visible.sum(dim=1).float()  # keys each query may see
+    out: dict[str, tuple[float, float]] = {}
+    for name, mask in masks.items():
+        rows = mask.any(dim=1) & (torch.arange(n) >= 1)  # query 0 sees one key: every head looks the same
+        if name in ("first", "previous"):
+            rows &= torch.arange(n) >= 2  # at query 1 "previous" and "first" are the same key
+        if int(rows.sum()) < MIN_ROWS:
+            out[name] = (float("nan"), float("nan"))
+            continue
+        weight = (pattern * mask).sum(dim=1)[rows]
+        chance = (mask.sum(dim=1).float() / counts)[rows]
+        out[name] = (float(weight.mean()), float(chance.mean()))
+    rows = torch.arange(n) >= 2  # with one or two keys everything looks even
+    if int(rows.sum()) >= MIN_ROWS:
+        uniform = visible.float() / counts[:, None]
+        tv = 0.5 * (pattern - uniform).abs().sum(dim=1)[rows]
+        out["broad"] = (float(1.0 - tv.mean()), 0.0)
+    else:
+        out["broad"] = (float("nan"), float("nan"))
+    return out
+
+
+def best_label(scored: dict[str, tuple[float, float]], margin: float = 0.1) -> tuple[str, float]:
+    """The label with the highest lift over chance, (score - chance) / (1 - chance), and its raw score.
+
+    Labels within ``margin`` of the best lift count as a tie, won by the most specific one (lowest
+    chance): a head fixed on position 0 of "ROMEO:" is a first-position head, not a speaker head.
+    """
+    lifts = {name: (score - chance) / max(1.0 - chance, 1e-6)
+             for name, (score, chance) in scored.items() if score == score}  # NaN: not scorable here
+    if not lifts:
+        return "broad", float("nan")
+    top = max(lifts.values())
+    close = [name for name, lift in lifts.items() if lift >= top - margin]
+    best = min(close, key=lambda name: (scored[name][1], -lifts[name]))
+    return best, scored[best][0]
+
+
+def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str]) -> list[list[HeadLabel]]:
+    """Labels for every head: ``patterns`` holds one [head, q, k] tensor per layer."""
+    masks = reference_masks(tokens)
+    result = []
+    for layer, heads in enumerate(patterns):
+        row = []
+        for head in range(heads.size(0)):
+            scored = score_head(heads[head], masks)
+            name, score = best_label(scored)
+            row.append(HeadLabel(layer, head, name, score, {k: v[0] for k, v in scored.items()}))
+        result.append(row)
+    return result
+
+
+def describe(label: HeadLabel, unit: str = "character") -> str:
+    """One sentence for a class: 'Layer 2, head 3 puts 71% of its weight on the previous character.'"""
+    who = f"Layer {label.layer}, head {label.head}"
+    if label.score != label.score:
+        return f"{who}: the prompt is too short to tell what this head does; use a longer one."
+    if label.label == "broad":
+        return (f"{who} spreads its weight broadly: it is {label.score:.0%} like even attention over every "
+                f"earlier {unit} (an averaging head).")
+    return f"{who} puts {label.score:.0%} of its weight on {LABELS[label.label].format(unit=unit)}."
+
+
+def unit_for(tokenizer_kind: str) -> str:
+    """'character' for a char model, 'token' for BPE."""
+    return "character" if tokenizer_kind == "char" else "token"
+
+
+def synthetic_pattern(tokens: Sequence[str], label: str, strength: float = 0.9) -> torch.Tensor:
+    """A [q, k] pattern that behaves like ``label``: ``strength`` of each row on the label's keys,
+    the rest spread evenly (rows without such keys are even). Used by tests and for teaching."""
+    n = len(tokens)
+    visible = (torch.arange(n)[:, None] >= torch.arange(n)[None, :]).float()
+    even = visible / visible.sum(dim=1, keepdim=True)
+    if label == "broad":
+        return even
+    mask = reference_masks(tokens)[label].float()
+    has = mask.sum(dim=1, keepdim=True)
+    focused = mask / has.clamp(min=1)
+    pattern = torch.where(has > 0, strength * focused + (1 - strength) * even, even)
+    return pattern

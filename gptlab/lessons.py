@@ -1,0 +1,137 @@
+"""Lesson presets and data-driven captions for teaching with attention heatmaps.
+
+A lesson fixes everything that decides a heatmap (model, prompt, seed for any generated
+continuation, layer, head), so the same lesson draws the same picture every time, and can be
+shared as URL query parameters. A lesson may name a head label instead of a head: the head of
+the model that best fits that label on the lesson's prompt is used (found the same way each time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from urllib.parse import urlencode
+
+import torch
+
+from .errors import InputError
+from .heads import HeadLabel, describe
+
+MAX_EXTEND = 200  # tokens a lesson may generate after its prompt before drawing
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """Everything that decides a lesson's heatmaps."""
+
+    id: str
+    title: str
+    prompt: str
+    model: str = "gpt"
+    seed: int = 0
+    extend: int = 0  # tokens to generate (seeded) after the prompt before looking
+    layer: int = -1  # -1 with ``find``: the best head for that label
+    head: int = -1
+    find: str = ""  # a head label ('previous', 'line_start', ...) to look for when layer/head are -1
+    look_for: str = ""  # what the teacher points at
+
+
+LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
+    Lesson("previous-char", "1. The previous-character head",
+           "ROMEO:\nBut soft, what light through yonder window breaks?\n",
+           find="previous", look_for="a bright line just below the diagonal: each character looks one step back."),
+    Lesson("line-start", "2. Where does the line start?",
+           "KING RICHARD:\nNow is the winter\nOf our discontent\nMade glorious\n",
+           find="line_start", look_for="bright columns at the newlines: the head keeps track of the line."),
+    Lesson("speaker", "3. Who is speaking?",
+           "First Citizen:\nBefore we proceed.\n\nAll:\nSpeak, speak.\n\nFirst Citizen:\nYou",
+           find="speaker", look_for="weight on the name before the colon: who speaks shapes what comes next."),
+    Lesson("same-char", "4. Seen this letter before?", "the three thieves thought that the thing was there\n",
+           find="same_earlier", look_for="cells on earlier copies of the same letter (every 't' looks at t's)."),
+    Lesson("broad", "5. The averaging head", "To be, or not to be, that is the question:\n",
+           find="broad", look_for="an evenly lit triangle: this head averages everything it has seen."),
+    Lesson("own-words", "6. Attention on the model's own words", "ROMEO:\n", seed=7, extend=80, layer=0, head=0,
+           look_for="the same patterns on text the model wrote itself (seed 7, 80 characters)."),
+]}
+
+
+@dataclass(frozen=True)
+class LessonView:
+    """A lesson resolved to concrete values (what the widgets show)."""
+
+    lesson: str
+    model: str
+    prompt: str
+    seed: int
+    extend: int
+    layer: int
+    head: int
+    teacher: bool = False
+
+    def query(self) -> str:
+        params = {k: v for k, v in asdict(self).items() if k != "teacher"}
+        if self.teacher:
+            params["teacher"] = 1
+        return "?" + urlencode(params)
+
+
+def view_from_query(params: Mapping[str, str], default_lesson: str = "previous-char") -> LessonView:
+    """A LessonView from URL query parameters: a lesson id, with any field overridden; InputError on bad values."""
+    lesson = LESSONS.get(params.get("lesson", default_lesson)) or LESSONS[default_lesson]
+    view = LessonView(lesson.id, lesson.model, lesson.prompt, lesson.seed, lesson.extend, lesson.layer, lesson.head)
+    changes: dict[str, object] = {}
+    for key in ("model", "prompt"):
+        if key in params:
+            changes[key] = str(params[key])
+    for key, low, high in (("seed", 0, 2**31 - 1), ("extend", 0, MAX_EXTEND), ("layer", -1, 127), ("head", -1, 255)):
+        if key in params:
+            try:
+                value = int(params[key])
+            except (TypeError, ValueError):
+                raise InputError(f"The link's {key}={params[key]!r} is not a whole number.") from None
+            if not low <= value <= high:
+                raise InputError(f"The link's {key}={value} is outside {low}..{high}.")
+            changes[key] = value
+    changes["teacher"] = str(params.get("teacher", "")).lower() in ("1", "true", "yes", "on")
+    return replace(view, **changes)
+
+
+def resolve_head(labels: list[list[HeadLabel]], layer: int, head: int, find: str) -> tuple[int, int]:
+    """The (layer, head) to show: the given one, or the head that best fits ``find`` (ties: lowest)."""
+    if layer >= 0 and head >= 0:
+        return layer, head
+    if not find:
+        return max(layer, 0), max(head, 0)
+    candidates = [lab for row in labels for lab in row if lab.scores.get(find) == lab.scores.get(find)]
+    if not candidates:
+        return 0, 0
+    best = max(candidates, key=lambda lab: (lab.scores[find], -lab.layer, -lab.head))
+    return best.layer, best.head
+
+
+def caption(pattern: torch.Tensor, tokens: list[str], labels: list[str], label: HeadLabel,
+            unit: str = "character") -> str:
+    """'What to look for', computed from the head's pattern: its label sentence, how far back it
+    looks on average, and the key that receives the most attention."""
+    n = pattern.size(0)
+    q = torch.arange(n)[:, None].float()
+    k = torch.arange(n)[None, :].float()
+    lookback = float(((q - k).clamp(min=0) * pattern.float()).sum(dim=1)[1:].mean()) if n > 1 else 0.0
+    received = pattern.float().sum(dim=0)  # total weight each key receives
+    received = received / torch.arange(n, 0, -1).float()  # per query that could see it: fair to late keys
+    top = int(received[: max(1, n - 3)].argmax())  # ignore the last few keys, seen by few queries
+    sentences = [describe(label, unit)]
+    sentences.append(f"On average it looks back {lookback:.1f} {unit}s.")
+    sentences.append(f"The key that draws the most attention is {labels[top]} "
+                     f"({float(received[top]):.0%} of the weight of each row that can see it).")
+    return " ".join(sentences)
+
+
+def lesson_choices() -> list[tuple[str, str]]:
+    return [(lesson.title, lesson.id) for lesson in LESSONS.values()]
+
+
+def find_for(view: LessonView) -> str:
+    """The label a lesson looks for, if its view still asks for the best head (layer/head -1)."""
+    lesson = LESSONS.get(view.lesson)
+    return lesson.find if lesson else ""

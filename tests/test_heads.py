@@ -1,0 +1,63 @@
+"""Head labels: synthetic patterns built to match each label get that label, with the right score."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gptlab.heads import LABELS, describe, label_heads, reference_masks, score_head, synthetic_pattern
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die.\n")
+TOKENS = list(TEXT)
+
+
+@pytest.mark.parametrize("label", list(LABELS))
+def test_a_pattern_built_for_a_label_gets_that_label(label):
+    pattern = synthetic_pattern(TOKENS, label, strength=0.9)
+    assert torch.allclose(pattern.sum(dim=1), torch.ones(len(TOKENS)), atol=1e-5)  # a real attention pattern
+    [[result]] = label_heads([pattern[None]], TOKENS)
+    assert result.label == label, result.scores
+    assert result.score > 0.85
+
+
+def test_sharp_previous_head_scores_its_exact_share_and_reads_as_a_sentence():
+    n = len(TOKENS)
+    pattern = torch.zeros(n, n)
+    pattern[0, 0] = 1.0
+    for q in range(1, n):  # 71% on the previous character, the rest on the token itself
+        pattern[q, q - 1], pattern[q, q] = 0.71, 0.29
+    labels = label_heads([torch.stack([torch.eye(n), pattern])] * 3, TOKENS)
+    head = labels[2][1]
+    assert head.label == "previous" and head.score == pytest.approx(0.71, abs=1e-6)
+    assert labels[0][0].label == "self" and labels[0][0].score == pytest.approx(1.0)
+    assert describe(head) == "Layer 2, head 1 puts 71% of its weight on the previous character."
+    assert describe(head, "token").endswith("the previous token.")
+    assert head.short == "prev 71%"
+
+
+def test_even_attention_is_broad_and_no_mask_gets_lift():
+    pattern = synthetic_pattern(TOKENS, "broad")
+    scored = score_head(pattern, reference_masks(TOKENS))
+    assert scored["broad"][0] == pytest.approx(1.0)
+    for name, (score, chance) in scored.items():
+        if name != "broad":
+            assert score == pytest.approx(chance, abs=1e-5)  # even attention scores exactly chance
+    [[result]] = label_heads([pattern[None]], TOKENS)
+    assert "spreads its weight broadly" in describe(result)
+
+
+def test_masks_mark_the_keys_each_label_means():
+    masks = reference_masks(list("AB:\nhi\n"))
+    assert masks["speaker"][6].nonzero().flatten().tolist() == [0, 1, 2]  # 'AB:' is a speaker line
+    assert masks["line_start"][6].nonzero().flatten().tolist() == [3, 4, 6]  # newlines and the char after
+    assert masks["same_earlier"][6].nonzero().flatten().tolist() == [3]  # the earlier newline
+    assert not masks["previous"].triu().any()  # causal: never a future key
+
+
+def test_a_prompt_too_short_to_judge_says_so():
+    [[result]] = label_heads([torch.ones(1, 2, 2).tril() / torch.tensor([[1.0], [2.0]])], ["a", "b"])
+    assert math.isnan(result.score)
+    assert "too short" in describe(result)
