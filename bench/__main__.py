@@ -1,0 +1,83 @@
+"""``python -m bench [--quick] [--only SECTION ...] [--out DIR]``: run the benchmark, write the results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+# Before gradio or huggingface_hub are imported: no telemetry, no network lookups.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from . import app_bench, capture, generation, matmul, quality, report, training  # noqa: E402
+from .common import Options, load, machine  # noqa: E402
+
+SECTIONS = {"matmul": matmul, "training": training, "quality": quality, "generation": generation,
+            "capture": capture, "app": app_bench}
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run at tiny sizes (under a minute; CI runs it)")
+    parser.add_argument("--only", action="append", choices=list(SECTIONS), metavar="SECTION",
+                        help=f"run only this section (repeatable): {', '.join(SECTIONS)}; the others keep "
+                             "their numbers from the existing results.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for RESULTS.md and results.json (default: bench/, or bench/quick/ with --quick)")
+    parser.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: one per core)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out or (HERE / "quick" if args.quick else HERE)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    mode = "quick" if args.quick else "full"
+    previous = out / "results.json"
+    results = json.loads(previous.read_text()) if args.only and previous.is_file() else {}
+    if results.get("mode") != mode:
+        results = {"sections": {}}
+    started = time.perf_counter()
+    results |= {"mode": mode, "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "machine": machine()}
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="gptlab-bench-") as tmp:
+        options = Options(quick=args.quick, threads=args.threads, workdir=Path(tmp))
+        for name in args.only or SECTIONS:
+            print(f"bench: {name} ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                section = SECTIONS[name].run(options, results["sections"])
+            except Exception as exc:  # one broken section must not lose the others' numbers
+                traceback.print_exc()
+                section = {"error": f"{type(exc).__name__}: {exc}"[:500], "rows": []}
+                failed.append(name)
+            section["seconds"] = time.perf_counter() - t0
+            results["sections"][name] = section
+            print(f"bench: {name} took {section['seconds']:.1f} s (load {load()[0]})", flush=True)
+    results["machine"]["load_at_end"] = list(load())
+    results["wall_s"] = time.perf_counter() - started
+    results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
+    (out / "RESULTS.md").write_text(report.render(results), encoding="utf-8")
+    print(f"bench: wrote {out / 'RESULTS.md'} and results.json in {results['wall_s']:.0f} s")
+    if failed:
+        print(f"bench: failed sections: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Render results (the dict also written to results.json) as RESULTS.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TITLES = {
+    "matmul": "1. Machine limit: float32 matmul",
+    "training": "2. Training throughput: gptlab vs the tutorial-style reference",
+    "quality": "3. Time to quality (CPU preset on Tiny Shakespeare)",
+    "generation": "4. Generation at batch 1",
+    "capture": "5. Attention capture",
+    "app": "6. The app on loopback",
+}
+
+
+def met_cell(row: dict[str, Any], quick: bool) -> str:
+    if not row.get("target"):
+        return ""
+    if row["met"] is None:
+        return "n/a (quick run)" if quick else "not measured"
+    return "met" if row["met"] else "**not met**"
+
+
+def value_cell(row: dict[str, Any]) -> str:
+    value = row["value"]
+    if value is None:
+        return "—"
+    text = f"{value:,}" if isinstance(value, int) or float(value).is_integer() else f"{value:g}"
+    return f"{text} {row['unit']}".strip()
+
+
+def table(rows: list[dict[str, Any]], quick: bool) -> list[str]:
+    lines = ["| what | measured | target | met | threads | load (1 min) | note |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {value_cell(r)} | {r['target']} | {met_cell(r, quick)} | {r['threads']} | "
+                     f"{r['load1']} | {r['note']} |")
+    return lines
+
+
+def profile_lines(p: dict[str, Any]) -> list[str]:
+    phases = ", ".join(f"{k} {100 * v:.0f}%" for k, v in p["phase_share"].items())
+    step_ms = 1e3 * sum(p["phases_s"].values())
+    lines = ["", f"**Profile of one classic-size gptlab training step** (torch.profiler, {p['steps']} step(s), "
+             f"{step_ms:.0f} ms/step): {phases}. Matmuls (mm/addmm/bmm) take {100 * p['matmul_share']:.0f}% "
+             "of operator self time" + (f" at {p['matmul_gflops']:.0f} GFLOP/s." if p["matmul_gflops"] else "."),
+             "", "| operator | self ms/step | calls/step | share |", "|---|---|---|---|"]
+    for op in p["top_ops"]:
+        lines.append(f"| `{op['op']}` | {op['self_ms']:.1f} | {op['calls']} | {100 * op['share']:.1f}% |")
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    quick = results["mode"] == "quick"
+    m = results["machine"]
+    lines = [
+        "# gptlab speed benchmark",
+        "",
+        f"`{results['command']}` on {results['finished']}, {results['wall_s']:.0f} s."
+        + (" **Quick smoke run: tiny sizes, nothing judged against the targets.**" if quick else ""),
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} PyTorch threads, SIMD {', '.join(m['simd']) or '?'};"
+        f" torch {m['torch']}, Python {m['python']}; {m['platform']}."
+        + (f" GPU: {m['cuda']}." if m.get("cuda") else ""),
+        f"Load averages (1/5/15 min) at start {m['load_at_start']}, at end {m.get('load_at_end')}. Every row "
+        "records the threads it used and the 1-minute load while it ran (this benchmark's own threads count "
+        "towards it: about the thread count when the machine is otherwise quiet).",
+        "",
+        "## Targets",
+        "",
+        "| what | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    for name in TITLES:
+        for r in results["sections"].get(name, {}).get("rows", []):
+            if r["target"]:
+                lines.append(f"| {r['what']} | {value_cell(r)} | {r['target']} | {met_cell(r, quick)} |")
+    for name, title in TITLES.items():
+        section = results["sections"].get(name)
+        if section is None:
+            continue
+        lines += ["", f"## {title}", ""]
+        if "error" in section:
+            lines.append(f"Failed: `{section['error']}`")
+            continue
+        lines += table(section["rows"], quick)
+        if section.get("experiment_rows"):
+            lines += ["", "What else was tried (classic size, gptlab, paired ratios):", ""]
+            lines += table(section["experiment_rows"], quick)
+        if section.get("profile"):
+            lines += profile_lines(section["profile"])
+        for note in section.get("notes", []):
+            lines += ["", note]
+    return "\n".join(lines) + "\n"

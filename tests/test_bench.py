@@ -1,0 +1,88 @@
+"""The benchmark: its smoke run writes every section, and its tutorial baseline is a fair one."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import tutorial_reference
+from bench.__main__ import SECTIONS
+from bench.common import VOCAB, Options
+from bench.training import SIZES, flops_per_token, reference_model
+from gptlab import build_model, count_parameters
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_section(tmp_path):
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert results["mode"] == "quick" and results["machine"]["threads"] >= 1
+    assert set(results["sections"]) == set(SECTIONS)
+    for name, section in results["sections"].items():
+        assert "error" not in section, f"{name}: {section.get('error')}"
+        assert section["rows"], name
+        for row in section["rows"]:
+            assert row["what"] in markdown
+            assert math.isfinite(row["load1"]) and row["threads"] >= 1
+            if row["value"] is None:  # only a threshold a tiny run never reaches may stay empty
+                assert row["note"], f"{name}: {row['what']} has no value and no reason"
+            else:
+                assert math.isfinite(row["value"]) and row["value"] > 0, (name, row)
+            assert row["met"] is None  # a smoke run judges nothing
+    sections = results["sections"]
+    assert sections["matmul"]["peak_gflops"] > 0
+    assert all(v["ratio"] > 0 and v["flops_per_token"] > 0 for v in sections["training"]["raw"].values())
+    assert sections["training"]["profile"]["top_ops"]
+    assert all(sections["generation"]["raw"][k]["cache"]["tokens_per_s"] > 0 for k in ("default", "classic"))
+    assert sections["app"]["raw"]["start_s"] > 0 and sections["app"]["raw"]["peak_rss_mib"] > 0
+    for title in ("Machine limit", "Training throughput", "Time to quality", "Generation", "Attention capture",
+                  "The app"):
+        assert title in markdown
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_tutorial_reference_is_a_like_for_like_baseline(size):
+    config = SIZES[size].model_config(Options())
+    torch.manual_seed(0)
+    ours, theirs = build_model(config), reference_model(config)
+    assert count_parameters(ours) == count_parameters(theirs)
+    # shape for shape, except that gptlab holds every head's key, query and value in one c_attn layer
+    assert sorted(p.shape for n, p in ours.named_parameters() if ".c_attn." not in n) == sorted(
+        p.shape for n, p in theirs.named_parameters() if ".heads." not in n)
+    assert flops_per_token(ours, config) > 6 * (count_parameters(ours) - (VOCAB + config.block_size) * config.n_embd)
+
+    x = torch.randint(VOCAB, (1, config.block_size))
+    y = torch.randint(VOCAB, (1, config.block_size))
+    for model in (ours, theirs):
+        model.eval()
+        with torch.no_grad():
+            logits, loss = model(x, y)
+            logits_only, no_loss = model(x)
+        assert logits.numel() == config.block_size * VOCAB and no_loss is None
+        assert logits_only.shape == (1, config.block_size, VOCAB)
+        assert abs(float(loss) - math.log(VOCAB)) < 0.1  # both start near a uniform guess
+        # causal: the first position's logits ignore every later token
+        changed = x.clone()
+        changed[:, 1:] = (changed[:, 1:] + 1) % VOCAB
+        with torch.no_grad():
+            torch.testing.assert_close(model(changed)[0][:, 0], logits_only[:, 0])
+
+
+def test_tutorial_get_batch_matches_the_tutorial():
+    data = torch.arange(100)
+    x, y = tutorial_reference.get_batch(data, 4, 8)
+    assert x.shape == y.shape == (4, 8)
+    torch.testing.assert_close(y[:, :-1], x[:, 1:])
