@@ -1,0 +1,63 @@
+"""Shared pieces of the teaching tabs: model lookup (shipped or live-trained), plots, errors."""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio.components.plot import PlotData
+
+from gptlab import viz
+from gptlab.catalog import Catalog
+from gptlab.checkpoint import Checkpoint
+from gptlab.errors import GptlabError, UnknownCharactersError
+from gptlab.viz_teach import teacher_style
+
+LIVE = "live"  # the dropdown value of the visitor's own live-trained model
+LIVE_LABEL = "your model (trained in 'Watch it learn')"
+MAX_PROMPT_CHARS = 2000
+TEACH_CONCURRENCY = 4
+
+
+def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
+    """Attention models offered, plus the visitor's live-trained model."""
+    return catalog.choices(catalog.attention_names) + [(LIVE_LABEL, LIVE)]
+
+
+def get_model(catalog: Catalog, name: str, live: Checkpoint | None) -> Checkpoint:
+    """The checkpoint for a dropdown value; the live model only exists once this visitor trained one."""
+    if name == LIVE:
+        if live is None:
+            raise gr.Error("You have not trained a model yet: open 'Watch it learn', train one, then come back.")
+        return live
+    if name not in catalog.attention_names:
+        raise gr.Error(f"No attention model named {name!r}; choose one from the list.")
+    return catalog.get(name)
+
+
+def error(exc: GptlabError) -> gr.Error:
+    """A library error as an app message."""
+    if isinstance(exc, UnknownCharactersError):
+        shown = ", ".join(repr(c) for c in exc.unknown[:10])
+        return gr.Error(f"This model has never seen these characters: {shown}. Remove them and try again.")
+    return gr.Error(str(exc))
+
+
+def checked_prompt(prompt: str | None) -> str:
+    if not prompt:
+        raise gr.Error("The prompt is empty: type a few words first.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise gr.Error(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
+    return prompt
+
+
+def whole(value, name: str, low: int, high: int) -> int:
+    """A whole number in low..high from a slider/number value, else gr.Error."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
+    return value
+
+
+def plot(fig, teacher: bool = False) -> PlotData:
+    """A figure for gr.Plot (PNG toolbar button included), in teacher style when asked."""
+    return PlotData(type="plotly", plot=viz.figure_json(teacher_style(fig) if teacher else fig))

@@ -1,0 +1,298 @@
+"""Event functions of the teaching tabs: validate, call one gptlab function, draw what it returns."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from gptlab import viz
+from gptlab.catalog import Catalog
+from gptlab.data import TINY_SHAKESPEARE, load_text
+from gptlab.errors import GptlabError
+from gptlab.explore import attention_view
+from gptlab.export import write_exports
+from gptlab.generate import generate
+from gptlab.heads import describe, label_heads, unit_for
+from gptlab.lens import logit_lens, rollout
+from gptlab.lessons import LESSONS, LessonView, caption, find_for, resolve_head, view_from_query
+from gptlab.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
+from gptlab.sampling import GenerationSettings
+from gptlab.snapshots import SnapshotCache, find_snapshots, snapshot_sample
+from gptlab.stepper import step_once
+from gptlab.viz_teach import (
+    candidates_figure,
+    contribution_bar,
+    labelled_head_grid,
+    live_loss_figure,
+    logit_lens_figure,
+    rollout_heatmap,
+    step_attention_figure,
+)
+
+from .common import checked_prompt, error, get_model, plot, whole
+
+LIVE_CAP = 2  # live trainings at once on the whole server: each takes one CPU thread
+LIVE_REPORT_S = 3.0
+SAMPLE_TOKENS = 160
+
+
+def export_root() -> Path:
+    """A folder Gradio serves from: its own upload/cache folder (files created there are allowed)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / "gptlab-export"
+
+
+@functools.lru_cache(maxsize=1)
+def shakespeare() -> str:
+    """Tiny Shakespeare's first MAX_CHARS characters (read once; downloaded if the data folder lacks it)."""
+    return load_text(TINY_SHAKESPEARE)[:MAX_CHARS]
+
+
+def _view(checkpoint, prompt: str):
+    try:
+        return attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
+    except GptlabError as exc:
+        raise error(exc) from None
+
+
+def _pick(config, layer, head) -> tuple[int, int]:
+    return (whole(layer, "layer", 0, config.n_layer - 1), whole(head, "head", 0, config.n_head - 1))
+
+
+def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, live_cap: int = LIVE_CAP,
+                           live_report_s: float = LIVE_REPORT_S) -> dict:
+    """The teaching tabs' event functions, closed over the catalog, the snapshot cache and the live slots."""
+    cache = SnapshotCache()
+    slots = LiveSlots(live_cap)
+    default = catalog.default("gpt", catalog.attention_names)
+    if snapshots_of is None and default is not None:
+        snapshots_of = str(catalog.get(default).folder)
+
+    def snapshots():
+        return find_snapshots(snapshots_of) if snapshots_of else []
+
+    # ---- 1. attention across training -------------------------------------------------------
+    def across_steps_fn():
+        """The snapshot slider fitted to the snapshots on disk now (a running training adds more)."""
+        found = snapshots()
+        top = max(len(found) - 1, 1)
+        return gr.update(maximum=top, value=min(len(found) - 1, top) if found else 0, interactive=len(found) > 1)
+
+    def across_fn(prompt, layer, head, index, teacher=False):
+        """One snapshot: note (step, val loss), head heatmap, labelled grid, its sample, the head sentence."""
+        prompt = checked_prompt(prompt)
+        found = snapshots()
+        if not found:
+            raise gr.Error("No training snapshots found: train with `python -m train gpt` (it saves "
+                           "snapshots/step_XXXXXX folders) and reload.")
+        index = whole(index, "snapshot", 0, 10**6)
+        snap = found[min(index, len(found) - 1)]
+        try:
+            checkpoint = cache.get(snap)
+        except GptlabError as exc:
+            raise error(exc) from None
+        layer, head = _pick(checkpoint.config, layer, head)
+        view = _view(checkpoint, prompt)
+        labels = label_heads(view.patterns, view.tokens)
+        unit = unit_for(checkpoint.tokenizer.kind)
+        sample = snapshot_sample(checkpoint, snap.step)
+        if sample is None:  # none stored: a short seeded sample, the same for every visitor
+            settings = GenerationSettings(max_new_tokens=SAMPLE_TOKENS, temperature=0.8, seed=1337)
+            sample = "".join(generate(checkpoint.model, checkpoint.tokenizer, "\n", settings))
+        note = (f"**Snapshot {min(index, len(found) - 1) + 1} of {len(found)}: {snap.label}** "
+                f"(steps saved: {', '.join(f'{s.step:,}' for s in found)})")
+        title = f"step {snap.step:,} · layer {layer} · head {head}"
+        return (
+            note,
+            plot(viz.attention_heatmap(view.patterns[layer][head], view.labels, title), teacher),
+            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
+                                    f"step {snap.step:,} · all heads of layer {layer}"), teacher),
+            sample,
+            describe(labels[layer][head], unit),
+        )
+
+    # ---- 2. watch it learn --------------------------------------------------------------------
+    def live_fn(source, text, seconds, request: gr.Request):
+        """Train a tiny GPT for a bounded time, streaming loss, sample and heatmap; keeps the model."""
+        seconds = whole(seconds, "seconds", 1, int(MAX_SECONDS))
+        if source == "Tiny Shakespeare":
+            try:
+                text = shakespeare()
+            except GptlabError as exc:
+                raise gr.Error(f"Tiny Shakespeare is not available here ({exc}). Choose 'My text' and paste "
+                               "some text instead.") from None
+        visitor = (request.session_hash if request is not None else None) or "anonymous"
+        config = LiveConfig(max_seconds=seconds, report_every_s=live_report_s)
+        try:
+            with slots.claim(visitor) as stop:
+                for report in train_live(text, config, stop):
+                    yield _live_outputs(report)
+        except GptlabError as exc:
+            raise error(exc) from None
+
+    def live_stop_fn(request: gr.Request):
+        visitor = (request.session_hash if request is not None else None) or "anonymous"
+        stopped = slots.stop(visitor)
+        return "Stopping… the model keeps what it learned so far." if stopped else "No training of yours is running."
+
+    # ---- 3/4/6. look closer: head labels, rollout, logit lens, export ------------------------
+    def closer_fn(model, prompt, layer, head, position, teacher=False, live=None):
+        """Head sentence, heatmap, labelled grid, rollout, rollout bar and logit lens at ``position``."""
+        prompt = checked_prompt(prompt)
+        checkpoint = get_model(catalog, model, live)
+        layer, head = _pick(checkpoint.config, layer, head)
+        view = _view(checkpoint, prompt)
+        n = len(view.ids)
+        position = whole(position, "position", -1, 10**6)
+        q = n - 1 if position < 0 or position >= n else position
+        labels = label_heads(view.patterns, view.tokens)
+        unit = unit_for(checkpoint.tokenizer.kind)
+        rolled = rollout(view.patterns)[-1]
+        lens = logit_lens(checkpoint.model, checkpoint.tokenizer, view.ids, q)
+        sentence = describe(labels[layer][head], unit)
+        return (
+            f"{sentence}\n\nRollout and logit lens for position **{view.labels[q]}**.",
+            plot(viz.attention_heatmap(view.patterns[layer][head], view.labels,
+                                       f"{model} · layer {layer} · head {head}"), teacher),
+            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
+                                    f"All heads of layer {layer}, labelled"), teacher),
+            plot(rollout_heatmap(rolled, view.labels, "Attention rollout through all layers "
+                                 "(0.5·A + 0.5·I, heads averaged)"), teacher),
+            plot(contribution_bar(rolled[q], view.labels, f"What flows into {view.labels[q]}"), teacher),
+            plot(logit_lens_figure(lens, f"Logit lens at {view.labels[q]}: next-token guesses layer by layer"),
+                 teacher),
+        )
+
+    def export_fn(model, prompt, layer, head, teacher=False, live=None):
+        """CSV, JSON, PNG and SVG of the head heatmap shown in 'Look closer' (same inputs, same figure)."""
+        prompt = checked_prompt(prompt)
+        checkpoint = get_model(catalog, model, live)
+        layer, head = _pick(checkpoint.config, layer, head)
+        view = _view(checkpoint, prompt)
+        title = f"{model} · layer {layer} · head {head}"
+        fig = viz.attention_heatmap(view.patterns[layer][head], view.labels, title)
+        if teacher:
+            from gptlab.viz_teach import teacher_style
+
+            fig = teacher_style(fig)
+        meta = {"model": model, "layer": layer, "head": head, "prompt": prompt, "dropped": view.dropped}
+        folder = export_root() / uuid.uuid4().hex
+        try:
+            paths = write_exports(folder, title, fig, view.patterns[layer][head], view.labels, view.tokens, meta)
+        except GptlabError as exc:
+            raise error(exc) from None
+        return [str(paths[k]) for k in ("png", "svg", "csv", "json")]
+
+    # ---- 5. step-through generation ------------------------------------------------------------
+    def step_fn(model, text, temperature, top_k, top_p, seed, teacher=False, live=None):
+        """Append one token; show candidates before/after the settings and every head's attention."""
+        text = checked_prompt(text)
+        checkpoint = get_model(catalog, model, live)
+        try:
+            settings = GenerationSettings(max_new_tokens=1, temperature=temperature,
+                                          top_k=whole(top_k, "top_k", 0, 1000), top_p=top_p,
+                                          seed=whole(seed, "seed", 0, 2**31 - 1)).validate()
+            step = step_once(checkpoint.model, checkpoint.tokenizer, text, settings)
+        except GptlabError as exc:
+            raise error(exc) from None
+        note = (f"Picked **`{step.token}`** with probability {step.chosen_p:.1%} under your settings "
+                f"(grey bars: the model at temperature 1; coloured: after temperature {temperature}, "
+                f"top-k {settings.top_k or 'off'}, top-p {settings.top_p if settings.top_p < 1 else 'off'}).")
+        return (
+            step.text,
+            note,
+            plot(candidates_figure(step.candidates, step.token, f"Candidates for the next token → {step.token}"),
+                 teacher),
+            plot(step_attention_figure(step.attention, step.key_labels,
+                                       f"Where every head looked to choose {step.token}"), teacher),
+        )
+
+    # ---- 7. lessons and teacher mode ------------------------------------------------------------
+    def lesson_fields_fn(lesson_id):
+        """Fill the lesson's fields (layer/head -1: the best head is found when drawing)."""
+        lesson = LESSONS.get(lesson_id)
+        if lesson is None:
+            raise gr.Error(f"No lesson {lesson_id!r}.")
+        model = lesson.model if lesson.model in catalog.attention_names else default
+        return (model, lesson.prompt, lesson.seed, lesson.extend, lesson.layer, lesson.head,
+                f"**Look for:** {lesson.look_for}")
+
+    def lesson_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher=False, request: gr.Request = None):
+        """Draw a lesson: caption from the data, heatmap, labelled grid, resolved layer/head, share link."""
+        prompt = checked_prompt(prompt)
+        checkpoint = get_model(catalog, model, None)
+        config = checkpoint.config
+        seed = whole(seed, "seed", 0, 2**31 - 1)
+        extend = whole(extend, "extend", 0, 200)
+        layer = whole(layer, "layer", -1, config.n_layer - 1)
+        head = whole(head, "head", -1, config.n_head - 1)
+        text = prompt
+        if extend:
+            settings = GenerationSettings(max_new_tokens=extend, temperature=0.8, seed=seed)
+            try:
+                text += "".join(generate(checkpoint.model, checkpoint.tokenizer, prompt, settings))
+            except GptlabError as exc:
+                raise error(exc) from None
+        view = _view(checkpoint, text)
+        labels = label_heads(view.patterns, view.tokens)
+        view_spec = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
+        layer, head = resolve_head(labels, layer, head, find_for(view_spec))
+        unit = unit_for(checkpoint.tokenizer.kind)
+        pattern = view.patterns[layer][head]
+        text_caption = caption(pattern, view.tokens, view.labels, labels[layer][head], unit)
+        lesson = LESSONS.get(lesson_id)
+        if lesson is not None:
+            text_caption = f"**{lesson.title}.** Look for {lesson.look_for}\n\n{text_caption}"
+        resolved = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
+        return (
+            text_caption,
+            plot(viz.attention_heatmap(pattern, view.labels, f"{model} · layer {layer} · head {head}"), teacher),
+            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
+                                    f"All heads of layer {layer}"), teacher),
+            layer,
+            head,
+            share_link(request, resolved.query()),
+        )
+
+    def restore_fn(request: gr.Request):
+        """Page load: the lesson and view named in the URL's query parameters (or the first lesson)."""
+        params = dict(request.query_params) if request is not None else {}
+        try:
+            view = view_from_query(params)
+        except GptlabError as exc:
+            gr.Warning(f"{exc} Showing the first lesson instead.")
+            view = view_from_query({})
+        model = view.model if view.model in catalog.attention_names else default
+        return view.lesson, model, view.prompt, view.seed, view.extend, view.layer, view.head, view.teacher
+
+    return dict(across=across_fn, across_steps=across_steps_fn, live=live_fn, live_stop=live_stop_fn,
+                closer=closer_fn, export=export_fn, step=step_fn, lesson_fields=lesson_fields_fn,
+                lesson=lesson_fn, restore=restore_fn, slots=slots, snapshots=snapshots)
+
+
+def _live_outputs(report):
+    last = report.history[-1]
+    state = "done" if report.done else "training"
+    why = f" ({report.reason})" if report.done else ""
+    status = (f"**{state}{why}** · {report.elapsed_s:.0f} s · step {report.step:,} · validation loss "
+              f"{nats_to_text(last['val_loss'])}")
+    if report.done:
+        status += "\n\nYour model is ready: pick *your model* in 'Look closer' or 'Step through'."
+    view = attention_view(report.model, report.tokenizer, report.probe)
+    heat = viz.attention_heatmap(view.patterns[0][0], view.labels, f"step {report.step:,} · layer 0 · head 0")
+    return (status, plot(live_loss_figure(report.history)), report.sample, plot(heat),
+            report.checkpoint() if report.done else gr.skip())
+
+
+def share_link(request: gr.Request | None, query: str) -> str:
+    """The page's own address with the view's query: the Referer header when the browser sends it."""
+    page = ""
+    if request is not None:
+        headers = getattr(request, "headers", None) or {}
+        page = headers.get("referer") or ""
+    return page.split("?")[0].split("#")[0] + query if page else query
+

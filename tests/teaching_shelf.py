@@ -1,0 +1,54 @@
+"""A checkpoint shelf with training snapshots, laid out like `python -m train gpt` writes it.
+
+Used by the teaching tests (library, gradio_client and browser): a tiny GPT trained a few steps,
+saved at several steps into gpt/snapshots/step_XXXXXX/ with each step's val loss and sample.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from gptlab import CharTokenizer, ModelConfig, TokenSplits, build_model, get_batch, save_checkpoint
+
+SNAPSHOT_STEPS = (0, 10, 40)
+SNAP_CONFIG = ModelConfig(kind="gpt", n_layer=2, n_head=4, n_embd=32, block_size=64)
+
+
+def write_snapshots(model_folder: Path, text: str, steps=SNAPSHOT_STEPS, seed: int = 0) -> list[Path]:
+    """Train a tiny GPT, saving a bf16 snapshot (metrics: best val loss, history with samples) at ``steps``."""
+    torch.manual_seed(seed)
+    tokenizer = CharTokenizer.train(text)
+    config = ModelConfig(**{**SNAP_CONFIG.to_dict(), "vocab_size": tokenizer.vocab_size})
+    model = build_model(config)
+    splits = TokenSplits.from_ids(tokenizer.encode(text))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    history, folders = [], []
+    for step in range(max(steps) + 1):
+        if step in steps:
+            model.eval()
+            with torch.no_grad():
+                val = float(model(*get_batch(splits.val, 8, config.block_size, generator))[1])
+            history.append({"step": step, "val_loss": val, "train_loss": val, "sample": f"sample at step {step}"})
+            folder = model_folder / "snapshots" / f"step_{step:06d}"
+            save_checkpoint(folder, model, tokenizer, dtype=torch.bfloat16,
+                            metrics={"history": list(history), "best": {"step": step, "val_loss": val}})
+            folders.append(folder)
+            model.train()
+        x, y = get_batch(splits.train, 8, config.block_size, generator)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return folders
+
+
+def make_shelf(root: Path, tiny_checkpoints: dict[str, Path], text: str) -> Path:
+    """Copies of the tiny gpt and bigram, the gpt with snapshots."""
+    for name, folder in tiny_checkpoints.items():
+        shutil.copytree(folder, root / name)
+    write_snapshots(root / "gpt", text)
+    return root

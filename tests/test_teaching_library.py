@@ -1,0 +1,128 @@
+"""Snapshots, lessons and captions, step-through, teacher style: the library behind the teaching tabs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from teaching_shelf import SNAPSHOT_STEPS, write_snapshots
+
+from gptlab import GenerationSettings, load_checkpoint
+from gptlab.errors import InputError
+from gptlab.explore import attention_view
+from gptlab.heads import label_heads, synthetic_pattern
+from gptlab.lessons import LESSONS, LessonView, caption, resolve_head, view_from_query
+from gptlab.snapshots import SnapshotCache, find_snapshots, snapshot_sample
+from gptlab.stepper import step_once
+from gptlab.viz_teach import (
+    TEACHER_COLORSCALE,
+    candidates_figure,
+    labelled_head_grid,
+    live_loss_figure,
+    step_attention_figure,
+    teacher_style,
+)
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory, tiny_text):
+    folder = tmp_path_factory.mktemp("snap") / "gpt"
+    write_snapshots(folder, tiny_text)
+    (folder / "snapshots" / "step_000999").mkdir()  # a snapshot still being written: skipped
+    (folder / "snapshots" / "notes").mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoints):
+    return load_checkpoint(tiny_checkpoints["gpt"])
+
+
+def test_snapshots_are_found_sorted_with_their_val_loss_and_sample(model_folder):
+    found = find_snapshots(model_folder)
+    assert [s.step for s in found] == list(SNAPSHOT_STEPS)
+    assert all(s.val_loss is not None for s in found)
+    assert found[-1].val_loss < found[0].val_loss  # training helped
+    assert found[1].label.startswith("step 10 · val loss ")
+    cache = SnapshotCache(size=2)
+    first = cache.get(found[0])
+    assert cache.get(found[0]) is first  # loaded once
+    assert snapshot_sample(first, 0) == "sample at step 0"
+    cache.get(found[1]), cache.get(found[2])
+    assert cache.get(found[0]) is not first  # the least recently used was dropped
+    assert find_snapshots(model_folder / "nowhere") == []
+
+
+def test_attention_sharpens_across_snapshots(model_folder):
+    """What the across-training view shows: the untrained model attends evenly, the trained one does not."""
+    cache = SnapshotCache()
+    prompt = "First Citizen:\nBefore we proceed"
+    spread = []
+    for snap in find_snapshots(model_folder):
+        ck = cache.get(snap)
+        view = attention_view(ck.model, ck.tokenizer, prompt)
+        broad = [lab.scores["broad"] for row in label_heads(view.patterns, view.tokens) for lab in row]
+        spread.append(sum(broad) / len(broad))
+    assert spread[0] > 0.95 and spread[-1] < spread[0]
+
+
+def test_query_parameters_restore_a_view_and_bad_ones_are_refused():
+    view = view_from_query({"lesson": "speaker", "layer": "1", "head": "2", "teacher": "1"})
+    assert (view.lesson, view.layer, view.head, view.teacher) == ("speaker", 1, 2, True)
+    assert view.prompt == LESSONS["speaker"].prompt
+    again = view_from_query(dict(pair.split("=") for pair in view.query()[1:].split("&")))
+    assert (again.layer, again.head, again.teacher, again.lesson) == (1, 2, True, "speaker")
+    assert view_from_query({}).lesson == "previous-char" and view_from_query({"lesson": "nope"}).lesson
+    with pytest.raises(InputError, match="layer='x' is not a whole number"):
+        view_from_query({"layer": "x"})
+    with pytest.raises(InputError, match="outside 0..200"):
+        view_from_query({"extend": "5000"})
+    assert "prompt=ROMEO%3A%0A" in LessonView("x", "gpt", "ROMEO:\n", 0, 0, 0, 0).query()
+
+
+def test_a_lesson_finds_the_head_that_fits_its_label_and_captions_it():
+    tokens = list("ROMEO:\nBut soft, what light\nthrough yonder\n")
+    prev = synthetic_pattern(tokens, "previous")
+    even = synthetic_pattern(tokens, "broad")
+    patterns = [torch.stack([even, even]), torch.stack([even, prev])]
+    labels = label_heads(patterns, tokens)
+    assert resolve_head(labels, -1, -1, "previous") == (1, 1)
+    assert resolve_head(labels, -1, -1, "broad") == (0, 0)  # a tie goes to the lowest layer and head
+    assert resolve_head(labels, 0, 1, "previous") == (0, 1)  # explicit values win
+    text = caption(prev, tokens, [f"{i}:{t}" for i, t in enumerate(tokens)], labels[1][1])
+    assert re.match(r"Layer 1, head 1 puts 9\d% of its weight on the previous character\. ", text)
+    lookback = float(re.search(r"looks back ([\d.]+) characters", text).group(1))
+    assert 1.0 <= lookback < 3.0  # one step back, plus the 10% spread evenly
+
+
+def test_step_through_is_reproducible_and_shows_the_settings_effect(tiny):
+    greedy = GenerationSettings(temperature=0.0, seed=1)
+    step = step_once(tiny.model, tiny.tokenizer, "All:\nSpeak", greedy)
+    assert step.text == "All:\nSpeak" + step.token.replace("␣", " ").replace("↵", "\n")
+    assert step.chosen_p == 1.0 and step.candidates[0][0] == step.token  # greedy takes the likeliest
+    assert step.attention.shape == (2, 4, len("All:\nSpeak"))
+    torch.testing.assert_close(step.attention.sum(-1), torch.ones(2, 4))
+    hot = GenerationSettings(temperature=1.5, top_k=3, seed=5)
+    a = step_once(tiny.model, tiny.tokenizer, "All:\nSpeak", hot)
+    b = step_once(tiny.model, tiny.tokenizer, "All:\nSpeak", hot)
+    assert a.text == b.text  # the same Next press gives the same token
+    after = [p for _, _, p in a.candidates]
+    assert sum(p > 0 for p in after) <= 3 and sum(after) == pytest.approx(1.0, abs=1e-5)  # top-k 3
+    fig = candidates_figure(a.candidates, a.token)
+    assert [t.name for t in fig.data] == ["model (temperature 1)", "after your settings"]
+    att = step_attention_figure(a.attention, a.key_labels)
+    assert list(att.data[0].y) == [f"L{la} H{he}" for la in range(2) for he in range(4)]
+
+
+def test_teacher_style_and_other_figures(tiny):
+    view = attention_view(tiny.model, tiny.tokenizer, "All:\nSpeak.")
+    labels = label_heads(view.patterns, view.tokens)
+    grid = labelled_head_grid(view.patterns[0], view.labels, labels[0])
+    assert [a.text for a in grid.layout.annotations] == [f"head {h} · {labels[0][h].short}" for h in range(4)]
+    styled = teacher_style(grid)
+    assert styled.layout.font.size >= 20 and styled.layout.coloraxis.colorscale[0][1] != ""
+    assert TEACHER_COLORSCALE == "Cividis"
+    loss = live_loss_figure([{"step": 0, "time_s": 0, "train_loss": 4.0, "val_loss": 4.1},
+                             {"step": 90, "time_s": 3, "train_loss": 2.5, "val_loss": 2.6}])
+    assert [t.name for t in loss.data] == ["train", "val"] and list(loss.data[1].y) == [4.1, 2.6]
