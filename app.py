@@ -29,6 +29,7 @@ from gptlab.errors import GptlabError, UnknownCharactersError  # noqa: E402
 from gptlab.explore import attention_view  # noqa: E402
 from gptlab.generate import generate  # noqa: E402
 from gptlab.sampling import GenerationSettings  # noqa: E402
+from gptlab_app import TEACHER_CSS, add_teaching_tabs  # noqa: E402
 
 # Server-side limits: a visitor (or a script calling the API) cannot ask for more than this.
 MAX_NEW_TOKENS = 1000
@@ -337,13 +338,17 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             # drawn when the tab opens: a Plotly chart drawn inside a hidden tab comes out too narrow
             models_tab.select(h["models"], None, [models_table, loss_plot], api_name="models")
 
+        # the teaching tabs (across training, live training, look closer, step through, lessons)
+        if attn_names:
+            add_teaching_tabs(catalog, demo=demo)
+
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
 
 def launch_options() -> dict:
     """Look-and-feel arguments that Gradio 6 takes at launch() rather than in Blocks()."""
-    return dict(theme=gr.themes.Soft(), css=CSS)
+    return dict(theme=gr.themes.Soft(), css=CSS + TEACHER_CSS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
