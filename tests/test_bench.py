@@ -64,6 +64,8 @@ def test_tutorial_reference_is_a_like_for_like_baseline(size):
         p.shape for n, p in theirs.named_parameters() if ".heads." not in n)
     assert flops_per_token(ours, config) > 6 * (count_parameters(ours) - (VOCAB + config.block_size) * config.n_embd)
 
+    config = SIZES[size].model_config(Options(quick=True))  # the outputs at a small size, to stay fast
+    ours, theirs = build_model(config), reference_model(config)
     x = torch.randint(VOCAB, (1, config.block_size))
     y = torch.randint(VOCAB, (1, config.block_size))
     for model in (ours, theirs):
