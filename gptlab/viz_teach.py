@@ -40,7 +40,9 @@ def contribution_bar(values: torch.Tensor, labels: Sequence[str], title: str = "
     """The largest entries of one rollout row as bars: which input positions feed this position."""
     k = min(top, values.numel())
     vals, idx = values.float().topk(k)
-    return viz.top_predictions_bar([(labels[i], float(v)) for v, i in zip(vals, idx.tolist(), strict=True)], title)
+    fig = viz.top_predictions_bar([(labels[i], float(v)) for v, i in zip(vals, idx.tolist(), strict=True)], title)
+    fig.update_layout(xaxis=dict(title="share of the rollout"), height=max(320, 60 + 24 * k))
+    return fig
 
 
 def logit_lens_figure(rows: Sequence, title: str = "") -> go.Figure:
@@ -124,4 +126,6 @@ def teacher_style(fig: go.Figure) -> go.Figure:
                 fig.layout[key].tickfont.size = max(size or 12, 14) + 2
     if fig.layout.height:
         fig.update_layout(height=int(fig.layout.height * 1.15))
+    margin = fig.layout.margin
+    fig.update_layout(margin=dict(l=int((margin.l or 70) * 1.5), b=int((margin.b or 60) * 1.4)))  # bigger ticks
     return fig

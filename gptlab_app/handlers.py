@@ -246,7 +246,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         text_caption = caption(pattern, view.tokens, view.labels, labels[layer][head], unit)
         lesson = LESSONS.get(lesson_id)
         if lesson is not None:
-            text_caption = f"**{lesson.title}.** Look for {lesson.look_for}\n\n{text_caption}"
+            text_caption = f"**{lesson.title.rstrip('.?!')}.** Look for {lesson.look_for}\n\n{text_caption}"
         resolved = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
         return (
             text_caption,
@@ -269,9 +269,19 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         model = view.model if view.model in catalog.attention_names else default
         return view.lesson, model, view.prompt, view.seed, view.extend, view.layer, view.head, view.teacher
 
+    def lesson_on_load_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher=False,
+                          request: gr.Request = None):
+        """The restored lesson drawn at page load; a view this model cannot draw stays empty, silently
+        (the visitor may never open the Lessons tab; pressing Show lesson then says what is wrong)."""
+        try:
+            return lesson_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher, request)
+        except gr.Error:
+            return tuple(gr.skip() for _ in range(6))
+
     return dict(across=across_fn, across_steps=across_steps_fn, live=live_fn, live_stop=live_stop_fn,
                 closer=closer_fn, export=export_fn, step=step_fn, lesson_fields=lesson_fields_fn,
-                lesson=lesson_fn, restore=restore_fn, slots=slots, snapshots=snapshots)
+                lesson=lesson_fn, lesson_on_load=lesson_on_load_fn, restore=restore_fn, slots=slots,
+                snapshots=snapshots)
 
 
 def _live_outputs(report):

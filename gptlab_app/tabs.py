@@ -175,18 +175,19 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
                 ls_caption = gr.Markdown(elem_id="les-caption")
                 ls_heat = gr.Plot(show_label=False, elem_id="les-heatmap")
         ls_grid = gr.Plot(show_label=False, elem_id="les-grid")
-        ls_in = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, teacher]
+        ls_in = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
         ls_out = [ls_caption, ls_heat, ls_grid, ls_layer, ls_head, ls_link]
         ls_btn.click(h["lesson"], ls_in, ls_out, api_name="lesson", **teach)
         ls_lesson.input(h["lesson_fields"], ls_lesson,
                         [ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_look],
                         api_visibility="private").then(h["lesson"], ls_in, ls_out, api_visibility="private", **teach)
         ls_teacher.change(lambda on: on, ls_teacher, teacher, api_visibility="private")
+        ls_teacher.input(h["lesson"], ls_in, ls_out, api_visibility="private", **teach)  # restyle the view
         ls_teacher.change(None, ls_teacher, None, js=TEACHER_JS, api_visibility="private")
         if demo is not None:
             restored = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
             demo.load(h["restore"], None, restored, api_visibility="private").then(
-                h["lesson"], ls_in, ls_out, api_visibility="private", **teach)
+                h["lesson_on_load"], ls_in, ls_out, api_visibility="private", **teach)
     return h
 
 
