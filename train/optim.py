@@ -29,7 +29,8 @@ def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     x = x / (x.norm() + 1e-7)  # spectral norm <= Frobenius norm <= 1
     for _ in range(steps):
         gram = x @ x.T
-        x = a * x + (b * gram + c * gram @ gram) @ x
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # b*G + c*G@G in one call
+        x = torch.addmm(x, poly, x, beta=a)  # a*X + poly@X
     return x.T if transposed else x
 
 
