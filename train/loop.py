@@ -55,6 +55,7 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
     train_time_s: float = 0.0  # wall time spent training, over all resumed pieces
+    wall_s: float = 0.0  # wall time including evaluation and saving, over all resumed pieces
     tokens: int = 0
 
 
@@ -133,10 +134,14 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     meta = {"command": command, "resumed_with": resumed, "data": config.data, "tokenizer": tokenizer.kind,
             "n_params": n_params, "hardware": _hardware(device, info), "preset_config": to_dict(config)}
 
+    wall_start, wall_base = time.perf_counter(), run.wall_s
+
     def evaluate_and_save(step: int) -> None:
+        run.wall_s = wall_base + time.perf_counter() - wall_start
         losses = estimate_loss(raw_model, splits, config, device, autocast)
         row = {"step": step, "train_loss": mean_(losses["train"], info), "val_loss": mean_(losses["val"], info),
-               "tokens": run.tokens, "time_s": round(run.train_time_s, 2), "lr": lr_factor(step, config) * config.lr}
+               "tokens": run.tokens, "time_s": round(run.train_time_s, 2),
+               "wall_s": round(run.wall_s, 2), "lr": lr_factor(step, config) * config.lr}
         if not info.is_main:
             return
         row["sample"] = sample_text(raw_model, tokenizer, config)
