@@ -41,6 +41,11 @@ SAMPLE_CONCURRENCY = 4
 ATTENTION_CONCURRENCY = 4
 QUEUE_SIZE = 90  # 30 learners x 3 requests each; beyond that a visitor is told the queue is full
 STREAM_INTERVAL_S = 0.05  # send the growing text at most 20 times a second
+# Gradio's own event time_limit only applies to .stream() events, so generation enforces its own: a
+# stream stops (keeping its text) after this long, whatever the load. Attention is one forward pass
+# on at most block_size tokens, bounded by the prompt limit and the crop.
+GENERATION_TIME_LIMIT_S = 60.0
+MAX_UPLOAD = "1mb"  # the app takes no files, but Gradio's /upload route is always open
 
 EXAMPLES = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be"]
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -132,6 +137,16 @@ def throttled(texts: Iterator, interval: float = STREAM_INTERVAL_S) -> Iterator:
         yield value
 
 
+def time_limited(texts: Iterator) -> Iterator:
+    """Pass values on until GENERATION_TIME_LIMIT_S has passed, then stop with a warning."""
+    deadline = time.monotonic() + GENERATION_TIME_LIMIT_S
+    for value in texts:
+        yield value
+        if time.monotonic() > deadline:
+            gr.Warning(f"Stopped after {GENERATION_TIME_LIMIT_S:.0f} s, the time limit of one request.")
+            return
+
+
 def make_handlers(catalog: Catalog):
     """The event functions, closed over the catalog (kept apart from layout so tests can read them)."""
 
@@ -139,7 +154,7 @@ def make_handlers(catalog: Catalog):
         """Stream a continuation of the prompt from one model."""
         prompt = checked_prompt(prompt)
         settings = settings_from(max_new_tokens, temperature, top_k, top_p, seed)
-        yield from throttled(stream_text(catalog, model, prompt, settings))
+        yield from throttled(time_limited(stream_text(catalog, model, prompt, settings)))
 
     def compare_fn(left, right, prompt, max_new_tokens, temperature, seed):
         """Stream two models' continuations of one prompt side by side, same seed and settings."""
@@ -147,7 +162,7 @@ def make_handlers(catalog: Catalog):
         settings = settings_from(max_new_tokens, temperature, 0, 1.0, seed)
         streams = zip_longest(stream_text(catalog, left, prompt, settings),
                               stream_text(catalog, right, prompt, settings))
-        yield from throttled(_pairs(streams, prompt))
+        yield from throttled(time_limited(_pairs(streams, prompt)))
 
     def attention_fn(model, prompt, layer, head, query):
         """Attention of one head, all heads of the layer, their average, and next-token guesses."""
@@ -342,13 +357,55 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
         if attn_names:
             add_teaching_tabs(catalog, demo=demo)
 
+    guard_inputs(demo)
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
 
-def launch_options() -> dict:
-    """Look-and-feel arguments that Gradio 6 takes at launch() rather than in Blocks()."""
-    return dict(theme=gr.themes.Soft(), css=CSS + TEACHER_CSS)
+def guard_inputs(demo: gr.Blocks) -> None:
+    """Make every event input refuse a value of the wrong type with a clear message.
+
+    Gradio's Number and Slider preprocessing crash on None, strings, NaN or infinity sent through
+    the API (int(nan), None < 0), which reaches the caller as an anonymous error.
+    """
+    for fn in demo.fns.values():
+        for component in fn.inputs:
+            if isinstance(component, (gr.Number, gr.Slider)) and not getattr(component, "_guarded", False):
+                component.preprocess = _numeric_preprocess(component, component.preprocess)
+                component._guarded = True
+
+
+def _numeric_preprocess(component, preprocess):
+    optional = isinstance(component, gr.Number)  # an empty Number means "none" (e.g. a random seed)
+
+    def checked(payload):
+        if payload is None and optional:
+            return None
+        shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:40] + "…"
+        message = f"{component.label or 'a number input'} must be a finite number, got {shown}."
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+            raise gr.Error(message)
+        try:  # NaN passes Gradio's bounds check and reaches the handler's own check; int(nan) does not
+            return preprocess(payload)
+        except gr.Error:  # Gradio's own out-of-bounds message is already clear
+            raise
+        except (ValueError, OverflowError, TypeError):
+            raise gr.Error(message) from None
+
+    return checked
+
+
+def launch_options(checkpoints: str | Path = "") -> dict:
+    """Arguments that Gradio 6 takes at launch(): look and feel, and what the server may serve.
+
+    Gradio serves only files it created itself (a visitor's /upload, its cache); on purpose no
+    allowed_paths, and the model folders and Hub cache blocked even if GRADIO_ALLOWED_PATHS widens it.
+    """
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    blocked = [str(Path(p).resolve()) for p in (checkpoints or DEFAULT_CHECKPOINTS, HF_HUB_CACHE)]
+    return dict(theme=gr.themes.Soft(), css=CSS + TEACHER_CSS, allowed_paths=[], blocked_paths=blocked,
+                max_file_size=MAX_UPLOAD)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -374,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         if entry.error:
             print(f"warning: {entry.name} not offered: {entry.error}")
     demo = build_app(catalog, args.checkpoints)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.checkpoints))
 
 
 if __name__ == "__main__":

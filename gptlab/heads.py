@@ -26,9 +26,11 @@ LABELS: dict[str, str] = {
 }
 SHORT = {
     "previous": "prev", "self": "self", "same_earlier": "same↑", "line_start": "line",
-    "first": "first", "speaker": "name:", "broad": "broad",
+    "first": "first", "speaker": "name:", "broad": "broad", "mixed": "mixed",
 }
 MIN_ROWS = 2  # a label needs at least this many query rows to be scored (else its score is NaN)
+MIN_LIFT = 0.4  # a pattern label needs this much lift over chance to name a head
+BROAD_MIN = 0.6  # rows at least this close to even attention (1 - total variation) make a broad head
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,12 @@ class HeadLabel:
     label: str
     score: float
     scores: dict[str, float]
+    closest: str = ""  # for a mixed head: the pattern label that fits best (but not well)
 
     @property
     def short(self) -> str:
-        return f"{SHORT[self.label]} {self.score:.0%}"
+        """Grid title text: 'prev 71%' ('mixed' alone: its score belongs to another label)."""
+        return "mixed" if self.label == "mixed" else f"{SHORT[self.label]} {self.score:.0%}"
 
 
 def reference_masks(tokens: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -107,20 +111,27 @@ def score_head(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[st
     return out
 
 
-def best_label(scored: dict[str, tuple[float, float]], margin: float = 0.1) -> tuple[str, float]:
-    """The label with the highest lift over chance, (score - chance) / (1 - chance), and its raw score.
+def best_label(scored: dict[str, tuple[float, float]], margin: float = 0.1) -> tuple[str, float, str]:
+    """(label, its raw score, the closest pattern label) for one head's scores.
 
-    Labels within ``margin`` of the best lift count as a tie, won by the most specific one (lowest
-    chance): a head fixed on position 0 of "ROMEO:" is a first-position head, not a speaker head.
+    Pattern labels compete by lift over chance, (score - chance) / (1 - chance); labels within
+    ``margin`` of the best lift count as a tie, won by the most specific one (lowest chance): a head
+    fixed on position 0 of "ROMEO:" is a first-position head, not a speaker head. Below MIN_LIFT the
+    head is broad if its rows are close to even (BROAD_MIN), else mixed: no reference fits it.
     """
     lifts = {name: (score - chance) / max(1.0 - chance, 1e-6)
-             for name, (score, chance) in scored.items() if score == score}  # NaN: not scorable here
+             for name, (score, chance) in scored.items() if name != "broad" and score == score}  # NaN: unscorable
+    broad = scored.get("broad", (float("nan"), 0.0))[0]
     if not lifts:
-        return "broad", float("nan")
+        return "broad", broad, "broad"
     top = max(lifts.values())
     close = [name for name, lift in lifts.items() if lift >= top - margin]
     best = min(close, key=lambda name: (scored[name][1], -lifts[name]))
-    return best, scored[best][0]
+    if top >= MIN_LIFT:
+        return best, scored[best][0], best
+    if broad == broad and broad >= BROAD_MIN:
+        return "broad", broad, best
+    return "mixed", scored[best][0], best
 
 
 def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str]) -> list[list[HeadLabel]]:
@@ -131,8 +142,8 @@ def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str]) -> list
         row = []
         for head in range(heads.size(0)):
             scored = score_head(heads[head], masks)
-            name, score = best_label(scored)
-            row.append(HeadLabel(layer, head, name, score, {k: v[0] for k, v in scored.items()}))
+            name, score, closest = best_label(scored)
+            row.append(HeadLabel(layer, head, name, score, {k: v[0] for k, v in scored.items()}, closest))
         result.append(row)
     return result
 
@@ -145,6 +156,9 @@ def describe(label: HeadLabel, unit: str = "character") -> str:
     if label.label == "broad":
         return (f"{who} spreads its weight broadly: it is {label.score:.0%} like even attention over every "
                 f"earlier {unit} (an averaging head).")
+    if label.label == "mixed":
+        return (f"{who} follows none of the reference patterns on this prompt; the closest is "
+                f"{LABELS[label.closest].format(unit=unit)} ({label.score:.0%} of its weight).")
     return f"{who} puts {label.score:.0%} of its weight on {LABELS[label.label].format(unit=unit)}."
 
 

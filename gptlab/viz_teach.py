@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from . import viz
 from .heads import HeadLabel
@@ -128,4 +129,22 @@ def teacher_style(fig: go.Figure) -> go.Figure:
         fig.update_layout(height=int(fig.layout.height * 1.15))
     margin = fig.layout.margin
     fig.update_layout(margin=dict(l=int((margin.l or 70) * 1.5), b=int((margin.b or 60) * 1.4)))  # bigger ticks
+    return fig
+
+
+def training_strip(frames: Sequence[tuple], title: str = "") -> go.Figure:
+    """One head at several training steps, side by side on one colour scale: (snapshot, pattern, labels) frames."""
+    n = len(frames)
+    fig = make_subplots(rows=1, cols=max(n, 1), horizontal_spacing=0.02,
+                        subplot_titles=[snap.label.replace(" · ", "<br>") for snap, _, _ in frames])
+    for i, (snap, pattern, labels) in enumerate(frames):
+        fig.add_trace(go.Heatmap(z=viz.masked(pattern), x=list(labels), y=list(labels), coloraxis="coloraxis",
+                                 hoverongaps=False, hovertemplate=f"step {snap.step}<br>" + viz.HOVER),
+                      row=1, col=i + 1)
+    fig.update_xaxes(type="category", showticklabels=False)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
+    fig.update_layout(title=dict(text=title), font=viz.FONT, height=330, plot_bgcolor="white",
+                      coloraxis=dict(colorscale=viz.COLORSCALE, cmin=0, cmax=1,
+                                     colorbar=dict(title=dict(text="weight"))),
+                      margin=dict(l=20, r=20, t=90, b=20))
     return fig

@@ -20,7 +20,7 @@ from gptlab.lens import logit_lens, rollout
 from gptlab.lessons import LESSONS, LessonView, caption, find_for, resolve_head, view_from_query
 from gptlab.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
 from gptlab.sampling import GenerationSettings
-from gptlab.snapshots import SnapshotCache, find_snapshots, snapshot_sample
+from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training, snapshot_sample
 from gptlab.stepper import step_once
 from gptlab.viz_teach import (
     candidates_figure,
@@ -30,6 +30,7 @@ from gptlab.viz_teach import (
     logit_lens_figure,
     rollout_heatmap,
     step_attention_figure,
+    training_strip,
 )
 
 from .common import checked_prompt, error, get_model, plot, whole
@@ -103,6 +104,10 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         if sample is None:  # none stored: a short seeded sample, the same for every visitor
             settings = GenerationSettings(max_new_tokens=SAMPLE_TOKENS, temperature=0.8, seed=1337)
             sample = "".join(generate(checkpoint.model, checkpoint.tokenizer, "\n", settings))
+        try:
+            frames = head_across_training(found, cache, prompt, layer, head)
+        except GptlabError as exc:
+            raise error(exc) from None
         note = (f"**Snapshot {min(index, len(found) - 1) + 1} of {len(found)}: {snap.label}** "
                 f"(steps saved: {', '.join(f'{s.step:,}' for s in found)})")
         title = f"step {snap.step:,} · layer {layer} · head {head}"
@@ -113,6 +118,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
                                     f"step {snap.step:,} · all heads of layer {layer}"), teacher),
             sample,
             describe(labels[layer][head], unit),
+            plot(training_strip(frames, f"Layer {layer}, head {head} as training goes on"), teacher),
         )
 
     # ---- 2. watch it learn --------------------------------------------------------------------

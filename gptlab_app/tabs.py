@@ -62,10 +62,11 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
                 ac_sentence = gr.Markdown(elem_id="across-sentence")
             with gr.Column(scale=2):
                 ac_heat = gr.Plot(show_label=False, elem_id="across-heatmap")
+        ac_strip = gr.Plot(show_label=False, elem_id="across-strip")
         ac_grid = gr.Plot(show_label=False, elem_id="across-grid")
         ac_sample = gr.Textbox(lines=6, label="what the model wrote at this step", elem_id="across-sample")
         ac_in = [ac_prompt, ac_layer, ac_head, ac_step, teacher]
-        ac_out = [ac_note, ac_heat, ac_grid, ac_sample, ac_sentence]
+        ac_out = [ac_note, ac_heat, ac_grid, ac_sample, ac_sentence, ac_strip]
         ac_btn.click(h["across"], ac_in, ac_out, api_name="across", **teach)
         for slider in (ac_step, ac_layer, ac_head):
             slider.release(h["across"], ac_in, ac_out, api_visibility="private", **teach)

@@ -73,6 +73,9 @@ def test_across_training_slider_walks_the_snapshots(client, shelf):
     ck = load_checkpoint(shelf / "gpt" / "snapshots" / f"step_{SNAPSHOT_STEPS[-1]:06d}")
     view = attention_view(ck.model, ck.tokenizer, PROMPT)
     assert last[4] == describe(label_heads(view.patterns, view.tokens)[0][1])
+    strip = plot_json(last[5])
+    assert len(strip["data"]) == len(SNAPSHOT_STEPS)  # the same head at every snapshot, side by side
+    assert [a["text"].split("<br>")[0] for a in strip["layout"]["annotations"]] == [f"step {s}" for s in SNAPSHOT_STEPS]
     with pytest.raises(AppError, match="greater than maximum value 1"):
         client.predict(PROMPT, 5, 0, 0, False, api_name="/across")
 

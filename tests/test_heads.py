@@ -61,3 +61,14 @@ def test_a_prompt_too_short_to_judge_says_so():
     [[result]] = label_heads([torch.ones(1, 2, 2).tril() / torch.tensor([[1.0], [2.0]])], ["a", "b"])
     assert math.isnan(result.score)
     assert "too short" in describe(result)
+
+
+def test_a_head_no_reference_fits_is_mixed_and_says_what_comes_closest():
+    n = len(TOKENS)
+    pattern = torch.zeros(n, n)
+    for q in range(n):  # three characters back: none of the reference patterns
+        pattern[q, max(q - 3, 0)] = 1.0
+    [[result]] = label_heads([pattern[None]], TOKENS)
+    assert result.label == "mixed" and result.short == "mixed"
+    assert describe(result).startswith("Layer 0, head 0 follows none of the reference patterns on this prompt; "
+                                       "the closest is ")

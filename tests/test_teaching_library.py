@@ -13,7 +13,7 @@ from gptlab.errors import InputError
 from gptlab.explore import attention_view
 from gptlab.heads import label_heads, synthetic_pattern
 from gptlab.lessons import LESSONS, LessonView, caption, resolve_head, view_from_query
-from gptlab.snapshots import SnapshotCache, find_snapshots, snapshot_sample
+from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training, snapshot_sample
 from gptlab.stepper import step_once
 from gptlab.viz_teach import (
     TEACHER_COLORSCALE,
@@ -22,6 +22,7 @@ from gptlab.viz_teach import (
     live_loss_figure,
     step_attention_figure,
     teacher_style,
+    training_strip,
 )
 
 
@@ -65,6 +66,10 @@ def test_attention_sharpens_across_snapshots(model_folder):
         broad = [lab.scores["broad"] for row in label_heads(view.patterns, view.tokens) for lab in row]
         spread.append(sum(broad) / len(broad))
     assert spread[0] > 0.95 and spread[-1] < spread[0]
+    frames = head_across_training(find_snapshots(model_folder), cache, prompt, 0, 1, most=2)
+    assert [snap.step for snap, _, _ in frames] == [SNAPSHOT_STEPS[0], SNAPSHOT_STEPS[-1]]  # first and last
+    fig = training_strip(frames, "head 1")
+    assert len(fig.data) == 2 and fig.layout.coloraxis.cmax == 1
 
 
 def test_query_parameters_restore_a_view_and_bad_ones_are_refused():
