@@ -46,9 +46,15 @@ def write_snapshots(model_folder: Path, text: str, steps=SNAPSHOT_STEPS, seed: i
     return folders
 
 
-def make_shelf(root: Path, tiny_checkpoints: dict[str, Path], text: str) -> Path:
-    """Copies of the tiny gpt and bigram, the gpt with snapshots."""
-    for name, folder in tiny_checkpoints.items():
-        shutil.copytree(folder, root / name)
-    write_snapshots(root / "gpt", text)
-    return root
+_shelves: dict[str, Path] = {}  # made once per test session, shared read-only by the teaching tests
+
+
+def make_shelf(tmp_path_factory, tiny_checkpoints: dict[str, Path], text: str) -> Path:
+    """Copies of the tiny gpt and bigram, the gpt with snapshots (made once per session; do not modify)."""
+    if "shelf" not in _shelves:
+        root = tmp_path_factory.mktemp("teach-shelf")
+        for name, folder in tiny_checkpoints.items():
+            shutil.copytree(folder, root / name)
+        write_snapshots(root / "gpt", text)
+        _shelves["shelf"] = root
+    return _shelves["shelf"]

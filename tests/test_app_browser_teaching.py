@@ -24,7 +24,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_checkpoints, tiny_text, shakespeare_path):
-    shelf = make_shelf(tmp_path_factory.mktemp("browser-teach"), tiny_checkpoints, tiny_text)
+    shelf = make_shelf(tmp_path_factory, tiny_checkpoints, tiny_text)
     port = free_port()
     env = {**os.environ, "GPTLAB_CHECKPOINTS": str(shelf), "GRADIO_ANALYTICS_ENABLED": "False",
            "GPTLAB_DATA_DIR": str(Path(shakespeare_path).parent)}

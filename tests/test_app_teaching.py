@@ -27,7 +27,7 @@ PROMPT = "First Citizen:\nBefore we proceed"
 
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
-    return make_shelf(tmp_path_factory.mktemp("teach-shelf"), tiny_checkpoints, tiny_text)
+    return make_shelf(tmp_path_factory, tiny_checkpoints, tiny_text)
 
 
 @pytest.fixture(scope="module")

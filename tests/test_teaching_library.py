@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 import torch
-from teaching_shelf import SNAPSHOT_STEPS, write_snapshots
+from teaching_shelf import SNAPSHOT_STEPS, make_shelf
 
 from gptlab import GenerationSettings, load_checkpoint
 from gptlab.errors import InputError
@@ -27,9 +28,9 @@ from gptlab.viz_teach import (
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory, tiny_text):
+def model_folder(tmp_path_factory, tiny_checkpoints, tiny_text):
     folder = tmp_path_factory.mktemp("snap") / "gpt"
-    write_snapshots(folder, tiny_text)
+    shutil.copytree(make_shelf(tmp_path_factory, tiny_checkpoints, tiny_text) / "gpt", folder)
     (folder / "snapshots" / "step_000999").mkdir()  # a snapshot still being written: skipped
     (folder / "snapshots" / "notes").mkdir()
     return folder
