@@ -146,5 +146,5 @@ def training_strip(frames: Sequence[tuple], title: str = "") -> go.Figure:
     fig.update_layout(title=dict(text=title), font=viz.FONT, height=330, plot_bgcolor="white",
                       coloraxis=dict(colorscale=viz.COLORSCALE, cmin=0, cmax=1,
                                      colorbar=dict(title=dict(text="weight"))),
-                      margin=dict(l=20, r=20, t=90, b=20))
+                      margin=dict(l=20, r=20, t=120, b=20))
     return fig
