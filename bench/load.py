@@ -331,6 +331,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"App memory: peak RSS {mem['peak_rss_mib']} MiB; mean RSS {mem['rss_first_quarter_mib']} MiB in the "
         f"first quarter of the run, {mem['rss_last_quarter_mib']} MiB in the last.",
     ]
+    if result.get("note"):
+        lines += ["", result["note"]]
     if result["errors"]:
         lines += ["", "First errors:", "", *[f"- `{e}`" for e in result["errors"]]]
     return "\n".join(lines) + "\n"
@@ -355,6 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=None, help="budget in all (default users x seconds)")
     parser.add_argument("--prompt", action="append", default=None, help="a prompt to send (repeatable; "
                         "default: the app's examples)")
+    parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
     parser.add_argument("--json", type=Path, default=RESULTS_JSON)
     parser.add_argument("--md", type=Path, default=RESULTS_MD)
     args = parser.parse_args(argv)
@@ -369,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run_load(args.users, args.seconds, args.url, args.checkpoints, args.models, tuple(args.think),
                       args.request_timeout, args.max_requests, args.pid, prompts=args.prompt)
+    result["note"] = args.note
     write_results(result, args.json, args.md)
     print(markdown(result))
     print(f"wrote {args.json} and {args.md}")

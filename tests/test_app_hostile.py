@@ -1,0 +1,336 @@
+"""The hosted app against hostile visitors: random inputs on every endpoint, file routes, model names.
+
+A real server on 127.0.0.1, driven through gradio_client (and raw HTTP where the client cannot
+send a value, such as NaN). Every answer must be a valid result or an error with a clear message:
+never an anonymous error, a hang, or a server that stops answering.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import app
+from gptlab import BPETokenizer, ModelConfig, build_model, save_checkpoint
+from gptlab.catalog import Catalog
+from gptlab.errors import GptlabError
+from gptlab.explore import attention_view
+
+REPO = Path(__file__).resolve().parent.parent
+REQUEST_TIMEOUT_S = 60  # a request that takes longer counts as a hang
+ANONYMOUS = "has raised an exception but has not enabled verbose error reporting"
+HOSTILE = settings(max_examples=30, deadline=None,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+# emoji, ZWJ sequences, combining marks, RTL text and marks, control characters, NUL, astral planes
+NASTY = "😀👩\u200d👩\u200d👧e\u0301\u0338\u05e9\u05dc\u0645\u0631\u200f\u202e\x00\x07\t\r\n\x1b\u2028中𝔘\U0010fffd"
+VOCAB = "First Citizen:\nAll speak.,?"  # characters the tiny char models know
+
+
+def prompts() -> st.SearchStrategy:
+    return st.one_of(
+        st.text(alphabet=st.sampled_from(VOCAB), min_size=1, max_size=200),  # valid for every model
+        st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=60),
+        st.text(max_size=60),
+        st.sampled_from(["", "a" * 100_000, "All " * (app.MAX_PROMPT_CHARS // 4),
+                         "A" * (app.MAX_PROMPT_CHARS + 1), "\x00", "\u202e:llA"]),
+    )
+
+
+def whole_numbers(low: int, high: int) -> st.SearchStrategy:
+    """Values at, just past and far past [low, high], of any size and a few wrong types."""
+    return st.one_of(
+        st.integers(low, high),
+        st.sampled_from([low, high, low - 1, high + 1, -1, 0, 10**9, 2**63, -(2**63) - 1, 10**40]),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),  # JSON can carry any finite float
+        st.none(),
+        st.text(max_size=4),
+    )
+
+
+def reals(low: float, high: float) -> st.SearchStrategy:
+    return st.one_of(
+        st.floats(low, high),
+        st.sampled_from([low, high, low - 1e-9, high + 1e-6, -1.0, 0.0, 2.0, 1e308, -1e308, 5e-324, 10**9]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.none(),
+        st.text(max_size=4),
+    )
+
+
+def model_names(offered: list[str]) -> st.SearchStrategy:
+    return st.one_of(
+        st.sampled_from(offered),
+        st.sampled_from(["", "../../etc/passwd", "/etc/passwd", "openai-community/gpt2", "gpt/../bigram",
+                         "GPT", "checkpoints/gpt", None, 0]),
+        st.text(max_size=20),
+    )
+
+
+@pytest.fixture(scope="module")
+def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
+    root = tmp_path_factory.mktemp("hostile-shelf")
+    for name, folder in tiny_checkpoints.items():
+        shutil.copytree(folder, root / name)
+    tokenizer = BPETokenizer.train(tiny_text, vocab_size=300)  # byte-level: every character encodes
+    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
+                                    n_embd=16, block_size=32)).eval()
+    save_checkpoint(root / "gpt-bpe", model, tokenizer, metrics={"best": {"val_loss": 5.0}, "history": []})
+    return root
+
+
+@pytest.fixture(scope="module")
+def catalog(shelf):
+    return Catalog.from_sources(shelf).load_all()
+
+
+@pytest.fixture(scope="module")
+def server(shelf, catalog):
+    demo = app.build_app(catalog, str(shelf))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_options(shelf))
+    yield url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def call(client: Client, api: str, *args):
+    """(True, result) or (False, error message); fails the test on a hang or any other exception."""
+    job = client.submit(*args, api_name=api)
+    try:
+        return True, job.result(timeout=REQUEST_TIMEOUT_S)
+    except AppError as exc:
+        message = str(exc)
+        assert message.strip() and ANONYMOUS not in message, f"{api}{args!r:.300}: anonymous error"
+        assert "Traceback" not in message
+        return False, message
+
+
+def answers(client: Client) -> bool:
+    """The server still serves a normal request."""
+    ok, text = call(client, "/generate", "gpt", "All:", 5, 0.8, 0, 1.0, 1)
+    return ok and text.startswith("All:")
+
+
+@pytest.fixture(scope="module")
+def tried():
+    """Inputs tried per endpoint, printed at the end of the module (for the closing note)."""
+    counts: dict[str, int] = {}
+    yield counts
+    print(f"\nhostile inputs tried: {counts}")
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "bigram", "gpt-bpe"]), prompt=prompts(), tokens=whole_numbers(1, app.MAX_NEW_TOKENS),
+       temperature=reals(0.0, 2.0), top_k=whole_numbers(0, 40), top_p=reals(0.05, 1.0),
+       seed=st.one_of(st.integers(), st.none(), st.floats(allow_nan=False, allow_infinity=False)))
+def test_generate_takes_any_input(client, tried, model, prompt, tokens, temperature, top_k, top_p, seed):
+    tried["generate"] = tried.get("generate", 0) + 1
+    ok, text = call(client, "/generate", model, prompt, tokens, temperature, top_k, top_p, seed)
+    if ok:
+        assert text.startswith(prompt) and len(prompt) <= app.MAX_PROMPT_CHARS
+        assert model in ("gpt", "bigram", "gpt-bpe")
+        if model != "gpt-bpe":  # one character per token: the continuation respects max_new_tokens
+            assert len(text) - len(prompt) <= tokens <= app.MAX_NEW_TOKENS
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(left=model_names(["gpt", "bigram"]), right=model_names(["gpt-bpe", "gpt"]), prompt=prompts(),
+       tokens=whole_numbers(1, app.MAX_NEW_TOKENS), temperature=reals(0.0, 2.0),
+       seed=st.one_of(st.integers(), st.none()))
+def test_compare_takes_any_input(client, tried, left, right, prompt, tokens, temperature, seed):
+    tried["compare"] = tried.get("compare", 0) + 1
+    ok, result = call(client, "/compare", left, right, prompt, tokens, temperature, seed)
+    if ok:
+        assert all(side.startswith(prompt) for side in result)
+        assert len(prompt) <= app.MAX_PROMPT_CHARS
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "gpt-bpe"]), prompt=prompts(), layer=whole_numbers(0, 1), head=whole_numbers(0, 3),
+       query=st.one_of(whole_numbers(-1, 64), st.integers()))
+def test_attention_takes_any_input(client, tried, catalog, model, prompt, layer, head, query):
+    tried["attention"] = tried.get("attention", 0) + 1
+    ok, result = call(client, "/attention", model, prompt, layer, head, query)
+    if ok:
+        note, heatmap, grid, average, bars = result
+        assert "sees" in note
+        labels = json.loads(heatmap["plot"])["data"][0]["x"]
+        assert 1 <= len(labels) <= catalog.get(model).config.block_size  # the work is cropped to the context
+        assert 0 <= layer < catalog.get(model).config.n_layer and 0 <= head < catalog.get(model).config.n_head
+
+
+@settings(max_examples=60, deadline=None)
+@given(prompt=st.one_of(st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=300), st.text(max_size=80)))
+def test_attention_view_takes_any_text(catalog, prompt):
+    """The library function under the attention tab: a view of at most block_size tokens, or a project error."""
+    for name in ["gpt", "gpt-bpe"]:
+        checkpoint = catalog.get(name)
+        try:
+            view = attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
+        except GptlabError as exc:
+            assert str(exc)
+            continue
+        n = len(view.ids)
+        assert 1 <= n <= checkpoint.config.block_size and len(set(view.labels)) == n
+        for pattern in view.patterns:
+            assert pattern.shape == (checkpoint.config.n_head, n, n)
+            assert bool(((pattern.sum(-1) - 1).abs() < 1e-4).all())
+
+
+@pytest.mark.slow
+def test_the_server_still_answers_after_the_hostile_batches(client, tried):
+    """Runs after the three property tests above (file order): no batch left the server broken."""
+    assert answers(client)
+    assert sum(tried.values()) >= 90, tried
+
+
+NUMERIC_FIELDS = {
+    "/generate": (["gpt", "All:", 5, 0.8, 0, 1.0, 1], [2, 3, 4, 5, 6]),
+    "/compare": (["bigram", "gpt", "All:", 5, 0.8, 1], [3, 4, 5]),
+    "/attention": (["gpt", "All:", 0, 0, -1], [2, 3, 4]),
+}
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", '"7"', "null", "[1]", "true"])
+@pytest.mark.parametrize("api", list(NUMERIC_FIELDS))
+def test_non_finite_and_mistyped_numbers_in_raw_json_are_refused_clearly(server, client, api, value):
+    """gradio_client cannot send NaN or infinity; a hand-written request can, on every numeric field."""
+    base, fields = NUMERIC_FIELDS[api]
+    for index in fields:
+        data = [json.dumps(v) for v in base]
+        data[index] = value
+        url = f"{server}/gradio_api/call{api}"
+        body = '{"data": [' + ", ".join(data) + "]}"
+        event = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=10)
+        stream = httpx.get(f"{url}/{event.json()['event_id']}", timeout=REQUEST_TIMEOUT_S).text
+        if "event: error" in stream:  # refused: with a message, never {"error": null}
+            assert '"error": null' not in stream and "Traceback" not in stream, (api, index, value, stream[-300:])
+        else:  # accepted only where the value is legitimately empty (an empty seed means "random")
+            assert value == "null" and (api, index) in {("/generate", 6), ("/compare", 5), ("/attention", 4)}, (
+                api, index, value, stream[-300:])
+    assert answers(client)
+
+
+def test_only_listed_models_are_offered(shelf):
+    """A model folder that exists on disk but was not listed, a path or a Hub id is never loaded."""
+    listed = Catalog.from_sources(shelf, only=["gpt"]).load_all()
+    handlers = app.make_handlers(listed)
+    for name in ["bigram", str(shelf / "bigram"), str(shelf / "gpt"), "openai-community/gpt2", "../gpt"]:
+        with pytest.raises(app.gr.Error, match="No model named"):
+            next(handlers["generate"](name, "All:", 5, 0.8, 0, 1.0, 1))
+        with pytest.raises(app.gr.Error, match="No model named"):
+            handlers["attention"](name, "All:", 0, 0, -1)
+    assert list(listed.entries) == ["gpt"]  # nothing else was loaded on the way
+
+
+def test_only_listed_models_through_the_server(shelf):
+    demo = app.build_app(Catalog.from_sources(shelf, only=["gpt"]).load_all(), str(shelf))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        c = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        for name in ["bigram", str(shelf / "bigram"), "openai-community/gpt2"]:
+            with pytest.raises(AppError, match="not in the list of choices"):
+                c.predict(name, "All:", 5, 0.8, 0, 1.0, 1, api_name="/generate")
+            with pytest.raises(AppError, match="not in the list of choices"):
+                c.predict("gpt", name, "All:", 5, 0.8, 1, api_name="/compare")
+        assert c.predict("gpt", "All:", 5, 0.8, 0, 1.0, 1, api_name="/generate").startswith("All:")
+    finally:
+        demo.close()
+
+
+def secret_paths(shelf: Path) -> list[str]:
+    return ["/etc/passwd", "/proc/self/environ", str(REPO / "app.py"), str(REPO / "pyproject.toml"),
+            str(shelf / "gpt" / "config.json"), str(shelf / "gpt" / "model.safetensors")]
+
+
+def test_file_routes_serve_no_arbitrary_path(server, shelf):
+    routes = []
+    for path in secret_paths(shelf):
+        routes += [f"/gradio_api/file={path}", f"/file={path}", f"/gradio_api/file{path}",
+                   f"/gradio_api/file={path.replace('/', '%2F')}"]
+    routes += ["/gradio_api/file=../../../../etc/passwd", "/gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
+               "/gradio_api/file=app.py", "/static/..%2F..%2Fapp.py", "/assets/..%2F..%2F..%2Fapp.py",
+               "/gradio_api/file=file:///etc/passwd", f"/gradio_api/file={server}/config",
+               "/gradio_api/file=http://127.0.0.1:1/", "/gradio_api/proxy=http://127.0.0.1:1/"]
+    secrets = [Path("/etc/passwd").read_bytes()[:30], (REPO / "app.py").read_bytes()[:60],
+               (shelf / "gpt" / "config.json").read_bytes()[:30]]
+    for route in routes:
+        response = httpx.get(server + route, timeout=15)
+        assert response.status_code >= 400, (route, response.status_code, response.text[:200])
+        assert not any(secret in response.content for secret in secrets), route
+
+
+def test_model_folders_stay_blocked_even_if_a_deployer_allows_their_parent(shelf, catalog, tmp_path):
+    """blocked_paths from launch_options() win over allowed_paths; a control file proves allowing works."""
+    control = shelf.parent / "allowed-note.txt"
+    control.write_text("served on purpose")
+    demo = app.build_app(catalog, str(shelf))
+    options = {**app.launch_options(shelf), "allowed_paths": [str(shelf.parent)]}
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
+    try:
+        base = url.rstrip("/")
+        assert httpx.get(f"{base}/gradio_api/file={control}", timeout=10).text == "served on purpose"
+        for name in ["config.json", "model.safetensors", "tokenizer.json"]:
+            response = httpx.get(f"{base}/gradio_api/file={shelf / 'gpt' / name}", timeout=10)
+            assert response.status_code == 403, name
+    finally:
+        demo.close()
+
+
+def test_uploads_are_capped(server):
+    """The app takes no files, but Gradio's upload route is open: its size is capped."""
+    small = httpx.post(f"{server}/gradio_api/upload", files={"files": ("a.txt", b"hello")}, timeout=10)
+    assert small.status_code == 200
+    big = httpx.post(f"{server}/gradio_api/upload", files={"files": ("b.txt", b"x" * (2 << 20))}, timeout=30)
+    assert big.status_code >= 400
+
+
+# Events allowed to skip the queue, each for a reason: they do a constant, tiny amount of work.
+INSTANT_EVENTS = {"live_stop": "sets a flag; a Stop must not wait in line behind the run it stops"}
+
+
+def test_every_event_has_bounded_concurrency(catalog, shelf):
+    """Private events are still reachable over HTTP (by fn_index): all of them wait in a bounded queue."""
+    demo = app.build_app(catalog, str(shelf))
+    unbounded = [fn.api_name or fn.name for fn in demo.fns.values() if fn.concurrency_limit is None]
+    assert set(unbounded) <= set(INSTANT_EVENTS), unbounded  # None would mean unlimited at once
+    assert demo._queue.max_size == app.QUEUE_SIZE
+
+
+def test_generation_stops_at_the_time_limit(client, monkeypatch):
+    """Gradio's time_limit only covers .stream() events, so the app enforces its own deadline."""
+    full = client.predict("gpt", "All:", 400, 1.0, 0, 1.0, 3, api_name="/generate")
+    assert len(full) == len("All:") + 400
+    monkeypatch.setattr(app, "GENERATION_TIME_LIMIT_S", 0.0)
+    requests = [("/generate", ("gpt", "All:", 400, 1.0, 0, 1.0, 3)),
+                ("/compare", ("gpt", "bigram", "All:", 400, 1.0, 3))]
+    for api, args in requests:
+        result = client.predict(*args, api_name=api)
+        for text in [result] if isinstance(result, str) else result:
+            assert text.startswith("All:") and len(text) < len(full)
+
+
+def test_worst_case_requests_finish_quickly(client):
+    """The most work one visitor can ask for: the longest prompt and the most tokens."""
+    prompt = ("All:\nSpeak, speak.\n" * 200)[: app.MAX_PROMPT_CHARS]
+    ok, text = call(client, "/generate", "gpt", prompt, app.MAX_NEW_TOKENS, 1.0, 0, 1.0, 1)
+    assert ok and len(text) == len(prompt) + app.MAX_NEW_TOKENS
+    ok, (note, heatmap, *_) = call(client, "/attention", "gpt", prompt, 1, 3, -1)
+    assert ok and "cropped" in note and len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64
