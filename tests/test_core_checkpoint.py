@@ -254,11 +254,11 @@ def run_offline(hf_home: pathlib.Path, cwd: pathlib.Path) -> dict:
 
 
 def test_hub_repo_id_offline(tmp_path):
-    """Empty cache: a clear 'not available offline' within a second; filled cache: it loads."""
+    """Empty cache: a clear 'not available offline' with no network retries; filled cache: it loads."""
     hf_home = tmp_path / "hf"
     hf_home.mkdir()
     empty = run_offline(hf_home, tmp_path)
-    assert "not available offline" in empty["outcome"] and empty["seconds"] < 1.0
+    assert "not available offline" in empty["outcome"] and empty["seconds"] < 10.0  # retries would take ~23 s
     folder, _ = saved(tmp_path)
     hub_cache(tmp_path, folder, hf_home)
     assert run_offline(hf_home, tmp_path)["outcome"] == "loaded"

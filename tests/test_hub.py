@@ -119,7 +119,7 @@ def test_offline_load_of_uncached_repo_is_clear_and_fast(hub, tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     elapsed, message = result.stdout.split(" ", 1)
     assert "'user/never-downloaded' is not available offline" in message
-    assert float(elapsed) < 1.0
+    assert float(elapsed) < 10.0  # no retry loop (that takes ~23 s); the ~0.1 s figure is in the note
     assert hub.log == []  # offline means no request at all
 
 

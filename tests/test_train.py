@@ -140,7 +140,7 @@ def test_ctrl_c_saves_and_resume_continues(tiny_text_file, tmp_path):
         time.sleep(0.2)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 130, stderr[-2000:]
     assert "resume=true" in stdout
     resumed = run_cli("gpt-mini", *TINY, f"data={tiny_text_file}", f"out={out}", "max_iters=100000",
