@@ -164,21 +164,21 @@ def figure_json(fig: go.Figure, config: Mapping[str, Any] = PLOT_CONFIG) -> str:
 
 
 def ladder_chart(metrics: Mapping[str, Mapping[str, Any]]) -> go.Figure:
-    """Best val loss of each model as bars, in ladder order, labelled with its parameter count."""
+    """Val bits per character of each model, in ladder order: one unit for char and BPE models alike."""
     names = list(metrics)
-    losses = [m.get("best", {}).get("val_loss", math.nan) for m in metrics.values()]
+    bits = [m.get("bits_per_char", math.nan) for m in metrics.values()]
     params = [m.get("n_params", 0) for m in metrics.values()]
     fig = go.Figure(
         go.Bar(
-            x=names, y=losses, marker_color="#4c72b0",
-            text=[f"{loss:.3f}<br>{n / 1e6:.2f}M params" if n >= 1e5 else f"{loss:.3f}<br>{n:,} params"
-                  for loss, n in zip(losses, params, strict=True)],
+            x=names, y=bits, marker_color="#4c72b0",
+            text=[f"{b:.3f}<br>{n / 1e6:.2f}M params" if n >= 1e5 else f"{b:.3f}<br>{n:,} params"
+                  for b, n in zip(bits, params, strict=True)],
             textposition="outside", cliponaxis=False,
         )
     )
     fig.update_layout(
-        title=dict(text="Validation loss on Tiny Shakespeare, one rung at a time (lower is better)"),
-        font=FONT, yaxis=dict(title="val loss (nats per token)", range=[0, max(losses, default=1) * 1.25]),
+        title=dict(text="Tiny Shakespeare, whole val split: bits per character, one rung at a time (lower is better)"),
+        font=FONT, yaxis=dict(title="val bits per character", range=[0, max(bits, default=1) * 1.25]),
         margin=dict(l=70, r=20, t=60, b=50), plot_bgcolor="white",
     )
     return fig

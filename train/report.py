@@ -23,7 +23,7 @@ def shipped(folder: Path) -> dict[str, dict[str, Any]]:
 
 def models_table(models: dict[str, dict[str, Any]]) -> str:
     rows = ["| model | parameters | val loss | val loss, whole split | train loss | val bits/char | tokens seen "
-            "| wall time | hardware | command |",
+            "| training time | hardware | command |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for name, m in models.items():
         best = m.get("best", {})
@@ -31,7 +31,8 @@ def models_table(models: dict[str, dict[str, Any]]) -> str:
             f"| `{name}` | {m.get('n_params', 0):,} | {best.get('val_loss', float('nan')):.4f} "
             f"| {best.get('val_loss_full', float('nan')):.4f} | {best.get('train_loss', float('nan')):.4f} "
             f"| {m.get('bits_per_char', float('nan')):.3f} | {m.get('tokens', 0) / 1e6:.1f}M "
-            f"| {m.get('train_time_s', 0) / 60:.1f} min | {m.get('hardware', '?')} | `{m.get('command', '?')}` |"
+            f"| {m.get('train_time_s', 0) / 60:.1f} min | {m.get('hardware', '?')} | `{m.get('command', '?')}`"
+            + (f" then {len(m['resumed_with'])}× `resume=true`" if m.get("resumed_with") else "") + " |"
         )
     return "\n".join(rows)
 
@@ -51,11 +52,12 @@ def render(folder: Path, chart: str) -> str:
         "",
         models_table(models),
         "",
-        f"![val loss of each rung of the ladder]({chart})",
+        f"![val bits per character of each rung of the ladder]({chart})",
         "",
         "Val loss: mean cross-entropy (nats per token) on 20 fixed random batches of the last 10% of Tiny "
         "Shakespeare at the best evaluation; \"whole split\" scores every val token once, in windows of the "
-        "model's context. `tests/test_shipped_checkpoints.py` re-measures these in CI.",
+        "model's context. Training time excludes evaluation. `tests/test_shipped_checkpoints.py` re-measures "
+        "these in CI.",
         "",
         "<details><summary>A few lines of each model's sample (temperature 0.8)</summary>",
         "",
