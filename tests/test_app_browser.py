@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from app_process import REPO, running_app
 
 from gptlab.explore import token_labels
 
@@ -23,10 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = os.environ.get("GPTLAB_REQUIRE_BROWSER") == "1"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "test-output"
 PROMPT = "All:\nSpeak, speak."
-START_LIMIT_S = 60  # generous for a loaded CI machine; on an idle one the page answers in ~6 s
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,41 +31,13 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_checkpoints):
     shelf = tmp_path_factory.mktemp("browser-shelf")
     for name, folder in tiny_checkpoints.items():
         shutil.copytree(folder, shelf / name)
-    port = free_port()
-    env = {**os.environ, "GPTLAB_CHECKPOINTS": str(shelf), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    start = time.monotonic()
-    try:
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - start > START_LIMIT_S:
-                log.seek(0)
-                pytest.fail(f"app did not start within {START_LIMIT_S} s:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
-        print(f"app answered after {time.monotonic() - start:.1f} s")
+    with running_app(shelf, tmp_path_factory.mktemp("log")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

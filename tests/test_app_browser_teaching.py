@@ -3,16 +3,12 @@ step-through, and a lesson restored from a shared URL in teacher mode. Screensho
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from app_process import running_app
 from teaching_shelf import SNAPSHOT_STEPS, make_shelf
-from test_app_browser import ARGS, CHROMIUM, REPO, REQUIRED, SHOTS, START_LIMIT_S, free_port, open_tab, plot_width
+from test_app_browser import ARGS, CHROMIUM, REQUIRED, SHOTS, open_tab, plot_width
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,30 +21,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_checkpoints, tiny_text, shakespeare_path):
     shelf = make_shelf(tmp_path_factory, tiny_checkpoints, tiny_text)
-    port = free_port()
-    env = {**os.environ, "GPTLAB_CHECKPOINTS": str(shelf), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GPTLAB_DATA_DIR": str(Path(shakespeare_path).parent)}
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    start = time.monotonic()
-    try:
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - start > START_LIMIT_S:
-                log.seek(0)
-                pytest.fail(f"app did not start within {START_LIMIT_S} s:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
+    with running_app(shelf, tmp_path_factory.mktemp("log"), GPTLAB_DATA_DIR=str(Path(shakespeare_path).parent)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
