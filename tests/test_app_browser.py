@@ -22,13 +22,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SHOTS = REPO / "test-output"
 PROMPT = "All:\nSpeak, speak."
 
-pytestmark = [
+BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.slow,
     # where Chromium is missing (a laptop) skip; in CI (GPTLAB_REQUIRE_BROWSER=1) run, and fail loudly
     pytest.mark.skipif(not CHROMIUM.exists() and not REQUIRED,
                        reason=f"Debian Chromium not found at {CHROMIUM} (apt-get install chromium)"),
 ]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 from app_process import running_app
 from teaching_shelf import SNAPSHOT_STEPS, make_shelf
-from test_app_browser import ARGS, CHROMIUM, REQUIRED, SHOTS, open_tab, plot_width
+from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists() and not REQUIRED,
-                       reason=f"Debian Chromium not found at {CHROMIUM} (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
