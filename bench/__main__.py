@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
     (out / "RESULTS.md").write_text(report.render(results), encoding="utf-8")
+    if mode == "full" and out == HERE and report.update_readme(HERE.parent / "README.md", results):
+        print("bench: README.md's speed table updated")
     print(f"bench: wrote {out / 'RESULTS.md'} and results.json in {results['wall_s']:.0f} s")
     if failed:
         print(f"bench: failed sections: {', '.join(failed)}", file=sys.stderr)

@@ -1,8 +1,12 @@
-"""Render results (the dict also written to results.json) as RESULTS.md."""
+"""Render results (the dict also written to results.json) as RESULTS.md, and the README's copy of the targets."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 TITLES = {
     "matmul": "1. Machine limit: float32 matmul",
@@ -50,6 +54,36 @@ def profile_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def targets_table(results: dict[str, Any]) -> list[str]:
+    """Every row that has a target: the table at the top of RESULTS.md, quoted in the README."""
+    quick = results["mode"] == "quick"
+    lines = ["| what | measured | target | met |", "|---|---|---|---|"]
+    for name in TITLES:
+        for r in results["sections"].get(name, {}).get("rows", []):
+            if r["target"]:
+                lines.append(f"| {r['what']} | {value_cell(r)} | {r['target']} | {met_cell(r, quick)} |")
+    return lines
+
+
+def readme_block(results: dict[str, Any]) -> str:
+    """The README's speed table, between its bench markers."""
+    m = results["machine"]
+    loads = [m["load_at_start"][0], m.get("load_at_end", [None])[0]]
+    head = (f"From `bench/RESULTS.md` ({results['finished']}; {m['cores']} cores, {m['threads']} threads, "
+            f"1-minute load {loads[0]} at the start and {loads[1]} at the end; every row's own load is there):")
+    return "\n".join([README_START, head, "", *targets_table(results), README_END])
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+    """Replace the block between the bench markers; False when the README has no markers."""
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        return False
+    readme.write_text(pattern.sub(lambda _m: readme_block(results), text, count=1), encoding="utf-8")
+    return True
+
+
 def render(results: dict[str, Any]) -> str:
     quick = results["mode"] == "quick"
     m = results["machine"]
@@ -68,13 +102,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "| what | measured | target | met |",
-        "|---|---|---|---|",
+        *targets_table(results),
     ]
-    for name in TITLES:
-        for r in results["sections"].get(name, {}).get("rows", []):
-            if r["target"]:
-                lines.append(f"| {r['what']} | {value_cell(r)} | {r['target']} | {met_cell(r, quick)} |")
     for name, title in TITLES.items():
         section = results["sections"].get(name)
         if section is None:

@@ -1,12 +1,17 @@
 """Section 2, training throughput: gptlab's training step against the tutorial-style reference.
 
-Both models train side by side in the same process, interleaved (A B, B A, ...), on the same
-sizes; we report the median tokens/s of each and the median of the per-round ratios. Model
-FLOPs utilisation (MFU) divides the model's FLOPs per second by the measured matmul peak.
+Each contender trains in a process of its own, the way it would run: gptlab with the process
+settings of ``python -m train`` (train/runtime.py), the tutorial as a plain script. They take
+turns, one at a time (A B, B A, ...), on the same sizes; we report the median tokens/s of each
+and the median of the per-round ratios. A third process runs gptlab's code with default process
+settings, separating what the code gains from what the settings gain. Model FLOPs utilisation
+(MFU) divides the model's FLOPs per second by the measured matmul peak.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ import torch
 from gptlab import ModelConfig, build_model, count_parameters, get_batch
 from train.optim import make_optimizers
 from train.presets import make_preset
+from train.runtime import tune_cpu_process
 
 from . import tutorial_reference as tutorial
 from .common import VOCAB, Options, Row, judge, median
@@ -150,14 +156,73 @@ def side_by_side(contenders: dict[str, Callable[[], float]], repeats: int, steps
     """Warm each up with one step, then time rounds of `steps` steps, alternating the order."""
     for step in contenders.values():
         step()
-    names = list(contenders)
+    return _rounds({name: (lambda n, s=step: tokens_per_s(s, n)) for name, step in contenders.items()}, repeats, steps)
+
+
+def _rounds(rate: dict[str, Callable[[int], float]], repeats: int, steps: int) -> dict[str, Any]:
+    names = list(rate)
     rates: dict[str, list[float]] = {n: [] for n in names}
     loads: list[float] = []
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
-            rates[name].append(tokens_per_s(contenders[name], steps))
+            rates[name].append(rate[name](steps))
         loads.append(Row("", None, "").load1)
     return {"rates": rates, "median": {n: median(v) for n, v in rates.items()}, "load1": loads}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One training step to time in a process of its own."""
+
+    code: str  # "gptlab" or "tutorial"
+    size: str  # a key of SIZES
+    tuned: bool  # True: the process settings python -m train applies (train/runtime.py)
+    optimizer: str = "adamw"
+
+
+def _serve(conn, contender: Contender, options: Options) -> None:
+    """Child process: build the step, warm it up, then time `steps` steps whenever asked."""
+    torch.set_num_threads(options.threads or os.cpu_count() or 1)
+    settings = tune_cpu_process() if contender.tuned else {}
+    data = random_tokens()
+    size = SIZES[contender.size]
+    step = (gptlab_step(size, options, data, optimizer=contender.optimizer)[0] if contender.code == "gptlab"
+            else tutorial_step(size, options, data)[0])
+    step()
+    conn.send(settings)
+    while (steps := conn.recv()) is not None:
+        conn.send(tokens_per_s(step, steps))
+
+
+def side_by_side_processes(contenders: dict[str, Contender], options: Options, repeats: int,
+                           steps: int) -> dict[str, Any]:
+    """Like side_by_side, with each contender in its own process; only one runs at a time."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no settings inherited
+    workers = {}
+    try:
+        for name, contender in contenders.items():
+            parent, child = context.Pipe()
+            process = context.Process(target=_serve, args=(child, contender, options), daemon=True)
+            process.start()
+            parent.recv()  # built and warmed up before the next one starts
+            workers[name] = (process, parent)
+
+        def ask(name: str) -> Callable[[int], float]:
+            def rate(n: int) -> float:
+                workers[name][1].send(n)
+                return workers[name][1].recv()
+            return rate
+
+        return _rounds({name: ask(name) for name in contenders}, repeats, steps)
+    finally:
+        for process, conn in workers.values():
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
 
 
 def paired_ratio(a: list[float], b: list[float]) -> float:
@@ -168,42 +233,49 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
 def throughput(options: Options, peak_gflops: float) -> tuple[list[Row], dict[str, Any]]:
     # (rounds, steps per round): a classic-size step takes seconds, a gpt-mini step tens of milliseconds
     plan = {"gpt-mini": (2, 3), "classic": (2, 2)} if options.quick else {"gpt-mini": (7, 20), "classic": (5, 2)}
-    data = random_tokens()
     rows, raw = [], {}
     for name, size in SIZES.items():
         n_rounds, n_steps = plan[name]
-        ours, model, _ = gptlab_step(size, options, data)
-        theirs, reference = tutorial_step(size, options, data)
         config = size.model_config(options)
+        model, reference = build_model(config), reference_model(config)
         assert count_parameters(model) == count_parameters(reference), "the comparison must be like for like"
-        contenders = {"gptlab": ours, "tutorial": theirs}
+        contenders = {"gptlab": Contender("gptlab", name, tuned=True),
+                      "tutorial": Contender("tutorial", name, tuned=False),
+                      "gptlab, default process": Contender("gptlab", name, tuned=False)}
         preset_optimizer = size.train_config(options).optimizer
         if preset_optimizer != "adamw":  # the preset trains with another optimizer: time that step too
-            contenders[f"gptlab {preset_optimizer}"] = gptlab_step(size, options, data, optimizer=preset_optimizer)[0]
-        result = side_by_side(contenders, n_rounds, n_steps)
-        ratio = paired_ratio(result["rates"]["gptlab"], result["rates"]["tutorial"])
+            contenders[f"gptlab {preset_optimizer}"] = Contender("gptlab", name, True, preset_optimizer)
+        result = side_by_side_processes(contenders, options, n_rounds, n_steps)
+        rates, medians = result["rates"], result["median"]
+        ratio = paired_ratio(rates["gptlab"], rates["tutorial"])
+        code_ratio = paired_ratio(rates["gptlab, default process"], rates["tutorial"])
         fpt = flops_per_token(model, config)
-        mfu = {k: v * fpt / (peak_gflops * 1e9) for k, v in result["median"].items()}
+        mfu = {k: v * fpt / (peak_gflops * 1e9) for k, v in medians.items()}
         shape = f"{config.n_layer}L/{config.n_head}H/{config.n_embd}C/T{config.block_size}, batch " \
                 f"{size.batch(options)}, dropout {config.dropout}"
         load = median(result["load1"])
         rows += [
-            Row(f"{name} ({shape}): gptlab", round(result["median"]["gptlab"]), "tokens/s", load1=load),
-            Row(f"{name}: tutorial reference", round(result["median"]["tutorial"]), "tokens/s", load1=load),
+            Row(f"{name} ({shape}): gptlab", round(medians["gptlab"]), "tokens/s", load1=load,
+                note="in a process with python -m train's settings (train/runtime.py)"),
+            Row(f"{name}: tutorial reference", round(medians["tutorial"]), "tokens/s", load1=load,
+                note="in a plain process, as the tutorial's script runs"),
             Row(f"{name}: gptlab / tutorial (both AdamW)", round(ratio, 2), "×", f"≥ {size.target_ratio}×",
                 judge(ratio, size.target_ratio, True, options), load1=load),
+            Row(f"{name}: gptlab / tutorial, both in a plain process (the code alone)", round(code_ratio, 2), "×",
+                load1=load, note=f"gptlab {round(medians['gptlab, default process']):,} tokens/s without the "
+                                 "process settings"),
             Row(f"{name}: MFU gptlab (tutorial {mfu['tutorial']:.0%})", round(100 * mfu["gptlab"], 1), "%",
                 "≥ 60%" if name == "classic" else "",
                 judge(100 * mfu["gptlab"], 60, True, options) if name == "classic" else None, load1=load),
         ]
         if preset_optimizer != "adamw":
             other = f"gptlab {preset_optimizer}"
-            other_ratio = paired_ratio(result["rates"][other], result["rates"]["tutorial"])
+            other_ratio = paired_ratio(rates[other], rates["tutorial"])
             rows.append(Row(f"{name}: gptlab with the preset's {preset_optimizer} / tutorial", round(other_ratio, 2),
-                            "×", load1=load, note=f"{round(result['median'][other]):,} tokens/s; Newton-Schulz "
+                            "×", load1=load, note=f"{round(medians[other]):,} tokens/s; Newton-Schulz "
                             "matmuls add to each step, the preset takes them for faster learning per step"))
-        raw[name] = {**result, "ratio": ratio, "flops_per_token": fpt, "mfu": mfu, "params": count_parameters(model),
-                     "config": config.to_dict(), "batch": size.batch(options)}
+        raw[name] = {**result, "ratio": ratio, "code_ratio": code_ratio, "flops_per_token": fpt, "mfu": mfu,
+                     "params": count_parameters(model), "config": config.to_dict(), "batch": size.batch(options)}
     return rows, raw
 
 
@@ -259,7 +331,8 @@ def experiments(options: Options) -> tuple[list[Row], dict[str, Any]]:
     no_dropout, _, _ = gptlab_step(size, options, data, dropout=0.0)
     result = side_by_side({"dropout 0": no_dropout, "dropout 0.2": eager}, 3, 2)
     ratio = paired_ratio(result["rates"]["dropout 0"], result["rates"]["dropout 0.2"])
-    rows.append(Row("classic: dropout 0 / dropout 0.2 (fused attention fast path)", round(ratio, 2), "×"))
+    rows.append(Row("classic: dropout 0 / dropout 0.2 (what dropout still costs)", round(ratio, 2), "×",
+                    note="with dropout 0, attention takes PyTorch's fused CPU kernel"))
     raw["dropout"] = {**result, "ratio": ratio}
     threads = torch.get_num_threads()
     if threads > 1:
@@ -283,11 +356,24 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     rows, raw = throughput(options, peak)
     result: dict[str, Any] = {"rows": [r.to_dict() for r in rows], "raw": raw, "peak_gflops": peak,
                               "notes": [FLOPS_FORMULA]}
-    result["profile"] = profile(options, steps=1 if options.quick else 3)
+    result["profile"] = in_tuned_process(profile, options, 1 if options.quick else 3)
     if options.quick:
         result["notes"].append("--quick: torch.compile, thread and dropout experiments skipped (compiling alone "
                                "takes longer than the whole smoke run).")
     else:
-        exp_rows, result["experiments"] = experiments(options)
+        exp_rows, result["experiments"] = in_tuned_process(experiments, options)
         result["experiment_rows"] = [r.to_dict() for r in exp_rows]
     return result
+
+
+def _tuned_child(threads: int) -> None:
+    torch.set_num_threads(threads)
+    tune_cpu_process()
+
+
+def in_tuned_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) in a fresh process with python -m train's settings, as gptlab trains."""
+    options = args[0]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, initializer=_tuned_child, initargs=(options.threads or os.cpu_count() or 1,)) as pool:
+        return pool.apply(fn, args)

@@ -88,3 +88,14 @@ def test_tutorial_get_batch_matches_the_tutorial():
     x, y = tutorial_reference.get_batch(data, 4, 8)
     assert x.shape == y.shape == (4, 8)
     torch.testing.assert_close(y[:, :-1], x[:, 1:])
+
+
+def test_readme_quotes_the_latest_full_results():
+    from bench.report import README_END, README_START, readme_block
+
+    results = json.loads((REPO / "bench" / "results.json").read_text(encoding="utf-8"))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert results["mode"] == "full"
+    block = readme[readme.index(README_START):readme.index(README_END) + len(README_END)]
+    assert block == readme_block(results), "README's speed table is stale: run python -m bench (a full run)"
+    assert block.count("\n| ") >= 9  # every target of the issue has a row

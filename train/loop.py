@@ -27,6 +27,7 @@ from gptlab.tokenizers import load_tokenizer
 from . import distributed
 from .config import TrainConfig, snapshot_steps, to_dict
 from .optim import lr_factor, make_optimizers, set_lr
+from .runtime import tune_cpu_process
 from .state import STATE_FILE, load_state, save_state
 
 EVAL_SEED = 20_240_601  # evaluation batches are the same at every eval, so curves are comparable
@@ -80,10 +81,8 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     info = distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
+    cpu_settings = tune_cpu_process() if device.type == "cpu" else {}
     if device.type == "cpu":
-        # Tiny values (Newton-Schulz, Adam moments late in training) become denormal floats,
-        # which x86 CPUs process ~100x slower; flushing them to zero changes nothing measurable.
-        torch.set_flush_denormal(True)
         # torchrun starts one process per core share: split the cores between them
         torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // info.world_size))
     if device.type == "cuda":
@@ -132,7 +131,8 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     snapshots = set(snapshot_steps(config))
 
     meta = {"command": command, "resumed_with": resumed, "data": config.data, "tokenizer": tokenizer.kind,
-            "n_params": n_params, "hardware": _hardware(device, info), "preset_config": to_dict(config)}
+            "n_params": n_params, "hardware": _hardware(device, info), "cpu_settings": cpu_settings,
+            "preset_config": to_dict(config)}
 
     wall_start, wall_base = time.perf_counter(), run.wall_s
 

@@ -3,6 +3,8 @@
 Two paths compute the same thing: PyTorch's fused ``scaled_dot_product_attention`` for speed,
 and the explicit softmax(QK^T / sqrt(d)) V, which runs whenever someone listens at
 ``hook_pattern`` (or a cached prefix needs an offset mask the fused path cannot express).
+CPU training with attention dropout also takes the explicit path: the fused CPU kernel has no
+dropout, and its fallback draws the mask the slow way (see dropout.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 from ..hooks import HookPoint
 from .config import ModelConfig
+from .dropout import Dropout
 
 
 class LayerKV:
@@ -72,8 +75,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if project_output else nn.Identity()
         self.q_norm = nn.RMSNorm(self.head_size, elementwise_affine=False) if config.qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(self.head_size, elementwise_affine=False) if config.qk_norm else nn.Identity()
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
         self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
 
     def forward(self, x: torch.Tensor, kv: LayerKV | None = None) -> torch.Tensor:
@@ -90,7 +93,8 @@ class CausalSelfAttention(nn.Module):
         if kv is not None:
             k, v = kv.extend(k, v)  # (B, nh, past + T, hs)
 
-        if self.hook_pattern.active or (past > 0 and T > 1):
+        cpu_dropout = self.training and self.dropout > 0 and x.device.type == "cpu"
+        if self.hook_pattern.active or (past > 0 and T > 1) or cpu_dropout:
             y = self._explicit(q, k, v, past)
         else:
             # past == 0: the ordinary causal mask; T == 1: one new query sees every cached key
@@ -103,10 +107,10 @@ class CausalSelfAttention(nn.Module):
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
         """softmax(QK^T / sqrt(hs)) V written out, so the pattern can be seen at hook_pattern."""
         T, S = q.size(2), k.size(2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, S)
+        att = (q * (1.0 / math.sqrt(self.head_size))) @ k.transpose(-2, -1)  # (B, nh, T, S); scale the smaller q
         # query i sits at absolute position past + i and may see keys 0..past + i
-        visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=past)
-        att = att.masked_fill(~visible, float("-inf"))
+        future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(diagonal=past + 1)
+        att = att.masked_fill(future, float("-inf"))
         att = F.softmax(att, dim=-1)
         att = self.hook_pattern(att)
         att = self.attn_dropout(att)

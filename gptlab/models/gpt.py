@@ -13,6 +13,7 @@ from torch import nn
 from ..hooks import HookPoint, name_hook_points
 from .attention import CausalSelfAttention, KVCache, LayerKV
 from .config import ModelConfig
+from .dropout import Dropout
 
 
 class MLP(nn.Module):
@@ -24,7 +25,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.act = nn.GELU() if config.mlp == "gelu" else ReLUSquared()
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
@@ -84,7 +85,7 @@ class GPT(nn.Module):
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
                 wpe=nn.Embedding(config.block_size, config.n_embd) if config.pos == "learned" else None,
-                drop=nn.Dropout(config.dropout),
+                drop=Dropout(config.dropout),
                 h=nn.ModuleList([layer(config) for _ in range(config.n_layer)]),
                 ln_f=nn.Identity() if attention_only else nn.LayerNorm(config.n_embd, bias=config.bias),
             )
