@@ -64,13 +64,15 @@ SIZES = {
 }
 
 
+def matmul_parameters(model: torch.nn.Module) -> int:
+    """Parameters outside embedding tables: those that enter a matmul (a table lookup costs no FLOPs)."""
+    tables = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
+    return count_parameters(model) - tables
+
+
 def flops_per_token(model: torch.nn.Module, config: ModelConfig) -> float:
     """Training FLOPs per token by the formula in FLOPS_FORMULA."""
-    tables = model.transformer.wte.weight.numel()
-    if model.transformer.wpe is not None:
-        tables += model.transformer.wpe.weight.numel()
-    n = count_parameters(model) - tables
-    return 6 * n + 12 * config.n_layer * config.n_embd * config.block_size
+    return 6 * matmul_parameters(model) + 12 * config.n_layer * config.n_embd * config.block_size
 
 
 def reference_model(config: ModelConfig) -> tutorial.GPTLanguageModel:
@@ -238,7 +240,8 @@ def throughput(options: Options, peak_gflops: float) -> tuple[list[Row], dict[st
         n_rounds, n_steps = plan[name]
         config = size.model_config(options)
         model, reference = build_model(config), reference_model(config)
-        assert count_parameters(model) == count_parameters(reference), "the comparison must be like for like"
+        # like for like: the same matmuls (a rotary preset has no position table, the tutorial has one)
+        assert matmul_parameters(model) == matmul_parameters(reference), "the comparison must be like for like"
         contenders = {"gptlab": Contender("gptlab", name, tuned=True),
                       "tutorial": Contender("tutorial", name, tuned=False),
                       "gptlab, default process": Contender("gptlab", name, tuned=False)}
@@ -252,7 +255,7 @@ def throughput(options: Options, peak_gflops: float) -> tuple[list[Row], dict[st
         fpt = flops_per_token(model, config)
         mfu = {k: v * fpt / (peak_gflops * 1e9) for k, v in medians.items()}
         shape = f"{config.n_layer}L/{config.n_head}H/{config.n_embd}C/T{config.block_size}, batch " \
-                f"{size.batch(options)}, dropout {config.dropout}"
+                f"{size.batch(options)}, dropout {config.dropout}, {config.mlp}, {config.pos} positions"
         load = median(result["load1"])
         rows += [
             Row(f"{name} ({shape}): gptlab", round(medians["gptlab"]), "tokens/s", load1=load,

@@ -122,7 +122,7 @@ def test_torchrun_two_processes_match_one_process(tiny_text_file, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     ddp = subprocess.run([*launcher, "-m", "train", *args, f"out={tmp_path / 'ddp'}"], cwd=REPO,
                          capture_output=True, text=True, timeout=180, env=env)
-    assert ddp.returncode == 0, "\n".join(line for line in ddp.stderr.splitlines() if "Error" in line)[-3000:]
+    assert ddp.returncode == 0, ddp.stderr[-4000:]
     a, b = history(tmp_path / "single"), history(tmp_path / "ddp")
     assert [r["step"] for r in a] == [r["step"] for r in b] == [0, 5, 10]
     for row_a, row_b in zip(a, b, strict=True):
