@@ -19,7 +19,8 @@ from .common import SHARED_CORPUS, Options, Row, judge, load
 
 THRESHOLDS = (1.80, 1.70, 1.60)
 # (preset, wall budget in s, target for the best val loss within it)
-FULL_RUNS = [("gpt-mini", 150, 1.55), ("gpt-mini", 300, None), ("gpt-mini", 900, 1.47), ("gpt-small", 900, 1.47)]
+# the 15-minute target is for any preset: gpt-mini's run carries it, gpt-small's is for comparison
+FULL_RUNS = [("gpt-mini", 150, 1.55), ("gpt-mini", 300, None), ("gpt-mini", 900, 1.47), ("gpt-small", 900, None)]
 QUICK_RUNS = [("gpt-mini", 4, None)]
 TRAIN_SHARE = 0.9  # max_time is training time; leave a tenth of the budget for the evaluations
 
@@ -45,8 +46,12 @@ def timed_run(preset: str, budget: float, options: Options, data: str, **overrid
     out = options.workdir / f"quality-{preset}-{int(budget)}s"
     settings = dict(data=data, out=str(out), max_time=budget * TRAIN_SHARE, max_iters=1_000_000, snapshots="",
                     progress=False, threads=options.threads) | overrides
-    for key, value in settings.items():
-        setattr(config, key, value)
+    for key, value in settings.items():  # "model.mlp" sets config.model.mlp
+        *parents, name = key.split(".")
+        target = config
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, name, value)
     start = time.time()
     metrics = train(config, command=f"bench: {preset} for {budget} s")
     wall_total = time.time() - start
@@ -71,8 +76,10 @@ def summarise(run: dict[str, Any], target: float | None, options: Options) -> li
     scored = "whole val split" if full is not None and best_in_time else f"{len(within)} evaluations of 20 batches"
     note = f"scored on the {scored}; best on 20 batches {run['best']['val_loss']:.3f} at step {run['best']['step']}"
     note += "; load 1/5/15 min at the end {:g}/{:g}/{:g}".format(*run["load_end"])
+    any_preset = " (any preset)" if budget >= 900 else ""
     rows = [Row(f"{name}: best val loss within {budget:g} s", round(value, 3) if value is not None else None, "loss",
-                f"≤ {target}" if target else "", judge(value, target, False, options) if target else None, note=note)]
+                f"≤ {target}{any_preset}" if target else "", judge(value, target, False, options) if target else None,
+                note=note)]
     for threshold in THRESHOLDS:  # the schedule follows the budget, so each run has its own times
         reached = next((r for r in run["history"] if r["val_loss"] <= threshold), None)
         rows.append(Row(f"{name}: wall time to val loss {threshold:.2f} (run of {budget:g} s)",

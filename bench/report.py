@@ -71,7 +71,7 @@ def readme_block(results: dict[str, Any]) -> str:
     loads = [m["load_at_start"][0], m.get("load_at_end", [None])[0]]
     head = (f"From `bench/RESULTS.md` ({results['finished']}; {m['cores']} cores, {m['threads']} threads, "
             f"1-minute load {loads[0]} at the start and {loads[1]} at the end; every row's own load is there):")
-    return "\n".join([README_START, head, "", *targets_table(results), README_END])
+    return "\n".join([README_START, head, "", *targets_table(results), "", README_END])
 
 
 def update_readme(readme: Path, results: dict[str, Any]) -> bool:
