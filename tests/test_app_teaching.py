@@ -153,8 +153,11 @@ def test_live_training_bounds_under_concurrent_visitors(server, tiny_text):
             return "error", time.monotonic() - start, str(exc)
 
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(run, c) for c in visitors]
-        time.sleep(0.3)
+        # visitor 0 claims a slot first; had all three raced, visitor 0 could be the one told the
+        # server is busy, and its second request would then hear "busy" too
+        futures = [pool.submit(run, visitors[0])]
+        time.sleep(1.0)
+        futures += [pool.submit(run, c) for c in visitors[1:]]
         futures.append(pool.submit(run, visitors[0]))  # the same visitor again, while its run goes on
         outcomes = [f.result() for f in futures]
     oks = [o for o in outcomes if o[0] == "ok"]
