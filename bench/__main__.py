@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or (HERE / "quick" if args.quick else HERE)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    torch.set_num_threads(Options(threads=args.threads).thread_count)
     mode = "quick" if args.quick else "full"
     previous = out / "results.json"
     results = json.loads(previous.read_text()) if args.only and previous.is_file() else {}

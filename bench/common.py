@@ -28,6 +28,11 @@ class Options:
     workdir: Path = Path(".")
 
     @property
+    def thread_count(self) -> int:
+        """PyTorch threads to use: the --threads value, or one per core."""
+        return self.threads or os.cpu_count() or 1
+
+    @property
     def mode(self) -> str:
         return "quick" if self.quick else "full"
 

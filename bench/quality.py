@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from train.config import set_key
 from train.presets import make_preset
 
 from .common import SHARED_CORPUS, Options, Row, judge, load
@@ -47,11 +48,7 @@ def timed_run(preset: str, budget: float, options: Options, data: str, **overrid
     settings = dict(data=data, out=str(out), max_time=budget * TRAIN_SHARE, max_iters=1_000_000, snapshots="",
                     progress=False, threads=options.threads) | overrides
     for key, value in settings.items():  # "model.mlp" sets config.model.mlp
-        *parents, name = key.split(".")
-        target = config
-        for parent in parents:
-            target = getattr(target, parent)
-        setattr(target, name, value)
+        set_key(config, key, value)
     start = time.time()
     metrics = train(config, command=f"bench: {preset} for {budget} s")
     wall_total = time.time() - start

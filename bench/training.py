@@ -11,7 +11,6 @@ settings, separating what the code gains from what the settings gain. Model FLOP
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,7 +183,7 @@ class Contender:
 
 def _serve(conn, contender: Contender, options: Options) -> None:
     """Child process: build the step, warm it up, then time `steps` steps whenever asked."""
-    torch.set_num_threads(options.threads or os.cpu_count() or 1)
+    torch.set_num_threads(options.thread_count)
     settings = tune_cpu_process() if contender.tuned else {}
     data = random_tokens()
     size = SIZES[contender.size]
@@ -200,13 +199,13 @@ def side_by_side_processes(contenders: dict[str, Contender], options: Options, r
                            steps: int) -> dict[str, Any]:
     """Like side_by_side, with each contender in its own process; only one runs at a time."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no settings inherited
-    workers = {}
+    workers, settings = {}, {}
     try:
         for name, contender in contenders.items():
             parent, child = context.Pipe()
             process = context.Process(target=_serve, args=(child, contender, options), daemon=True)
             process.start()
-            parent.recv()  # built and warmed up before the next one starts
+            settings[name] = parent.recv()  # what took effect; built and warmed up before the next starts
             workers[name] = (process, parent)
 
         def ask(name: str) -> Callable[[int], float]:
@@ -215,7 +214,7 @@ def side_by_side_processes(contenders: dict[str, Contender], options: Options, r
                 return workers[name][1].recv()
             return rate
 
-        return _rounds({name: ask(name) for name in contenders}, repeats, steps)
+        return {**_rounds({name: ask(name) for name in contenders}, repeats, steps), "process_settings": settings}
     finally:
         for process, conn in workers.values():
             try:
@@ -359,12 +358,12 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     rows, raw = throughput(options, peak)
     result: dict[str, Any] = {"rows": [r.to_dict() for r in rows], "raw": raw, "peak_gflops": peak,
                               "notes": [FLOPS_FORMULA]}
-    result["profile"] = in_tuned_process(profile, options, 1 if options.quick else 3)
+    result["profile"] = in_tuned_process(options, profile, options, 1 if options.quick else 3)
     if options.quick:
         result["notes"].append("--quick: torch.compile, thread and dropout experiments skipped (compiling alone "
                                "takes longer than the whole smoke run).")
     else:
-        exp_rows, result["experiments"] = in_tuned_process(experiments, options)
+        exp_rows, result["experiments"] = in_tuned_process(options, experiments, options)
         result["experiment_rows"] = [r.to_dict() for r in exp_rows]
     return result
 
@@ -374,9 +373,8 @@ def _tuned_child(threads: int) -> None:
     tune_cpu_process()
 
 
-def in_tuned_process(fn: Callable[..., Any], *args: Any) -> Any:
+def in_tuned_process(options: Options, fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args) in a fresh process with python -m train's settings, as gptlab trains."""
-    options = args[0]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1, initializer=_tuned_child, initargs=(options.threads or os.cpu_count() or 1,)) as pool:
+    with context.Pool(1, initializer=_tuned_child, initargs=(options.thread_count,)) as pool:
         return pool.apply(fn, args)

@@ -9,12 +9,21 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from gptlab import CharTokenizer, ModelConfig, TokenSplits, build_model, get_batch, save_checkpoint  # noqa: E402
+from gptlab import (  # noqa: E402
+    BPETokenizer,
+    CharTokenizer,
+    ModelConfig,
+    TokenSplits,
+    build_model,
+    get_batch,
+    save_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = Path(os.environ.get("GPTLAB_SHARED_CORPUS", REPO.parent / "shared" / "data" / "tinyshakespeare.txt"))
@@ -80,3 +89,16 @@ def tiny_checkpoints(tmp_path_factory, tiny_text) -> dict[str, Path]:
         metrics = {"best": {"step": 60, "val_loss": 2.5, "train_loss": 2.4}, "history": []}
         folders[name] = save_checkpoint(root / name, model, tokenizer, metrics=metrics)
     return folders
+
+
+def app_shelf(root: Path, tiny_checkpoints: dict[str, Path], tiny_text: str) -> Path:
+    """A checkpoints folder for an app under test: the tiny gpt and bigram, and a byte-level BPE gpt
+    (untrained weights are enough to check the plumbing)."""
+    for name, folder in tiny_checkpoints.items():
+        shutil.copytree(folder, root / name)
+    tokenizer = BPETokenizer.train(tiny_text, vocab_size=300)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
+                                    n_embd=16, block_size=32)).eval()
+    save_checkpoint(root / "gpt-bpe", model, tokenizer, metrics={"best": {"val_loss": 5.0}, "history": []})
+    return root

@@ -8,18 +8,17 @@ never an anonymous error, a hang, or a server that stops answering.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import app_shelf
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app
-from gptlab import BPETokenizer, ModelConfig, build_model, save_checkpoint
 from gptlab.catalog import Catalog
 from gptlab.errors import GptlabError
 from gptlab.explore import attention_view
@@ -78,14 +77,7 @@ def model_names(offered: list[str]) -> st.SearchStrategy:
 
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
-    root = tmp_path_factory.mktemp("hostile-shelf")
-    for name, folder in tiny_checkpoints.items():
-        shutil.copytree(folder, root / name)
-    tokenizer = BPETokenizer.train(tiny_text, vocab_size=300)  # byte-level: every character encodes
-    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
-                                    n_embd=16, block_size=32)).eval()
-    save_checkpoint(root / "gpt-bpe", model, tokenizer, metrics={"best": {"val_loss": 5.0}, "history": []})
-    return root
+    return app_shelf(tmp_path_factory.mktemp("hostile-shelf"), tiny_checkpoints, tiny_text)
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import math
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-import torch
+from conftest import app_shelf
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from gptlab import BPETokenizer, ModelConfig, build_model, load_checkpoint, save_checkpoint
+from gptlab import load_checkpoint
 from gptlab.catalog import Catalog
 from gptlab.explore import attention_view
 
@@ -26,16 +25,7 @@ GEN = dict(max_new_tokens=120, temperature=0.8, top_k=0, top_p=1.0, seed=7)
 
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
-    root = tmp_path_factory.mktemp("shelf")
-    for name, folder in tiny_checkpoints.items():
-        shutil.copytree(folder, root / name)
-    # a byte-level BPE model (untrained weights are enough to check the plumbing)
-    tokenizer = BPETokenizer.train(tiny_text, vocab_size=300)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
-                                    n_embd=16, block_size=32)).eval()
-    save_checkpoint(root / "gpt-bpe", model, tokenizer, metrics={"best": {"val_loss": 5.0}, "history": []})
-    return root
+    return app_shelf(tmp_path_factory.mktemp("shelf"), tiny_checkpoints, tiny_text)
 
 
 @pytest.fixture(scope="module")

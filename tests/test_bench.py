@@ -45,6 +45,10 @@ def test_quick_run_writes_every_section(tmp_path):
     sections = results["sections"]
     assert sections["matmul"]["peak_gflops"] > 0
     assert all(v["ratio"] > 0 and v["flops_per_token"] > 0 for v in sections["training"]["raw"].values())
+    for size in sections["training"]["raw"].values():  # each contender's process settings, as they took effect
+        settings = size["process_settings"]
+        assert settings["tutorial"] == {} and settings["gptlab, default process"] == {}
+        assert set(settings["gptlab"]) == {"flush_denormal", "keep_freed_memory"}
     assert sections["training"]["profile"]["top_ops"]
     assert all(sections["generation"]["raw"][k]["cache"]["tokens_per_s"] > 0 for k in ("default", "classic"))
     assert sections["app"]["raw"]["start_s"] > 0 and sections["app"]["raw"]["peak_rss_mib"] > 0

@@ -117,13 +117,18 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
             raise ConfigError(f"'{item}' is not key=value. Valid keys: {', '.join(types)}.")
         if key not in types:
             raise ConfigError(f"Unknown key '{key}'. Valid keys: {', '.join(types)}.")
-        target = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            target = getattr(target, p)
-        setattr(target, leaf, parse_value(key, raw, types[key][0]))
+        set_key(config, key, parse_value(key, raw, types[key][0]))
     validate(config)
     return config
+
+
+def set_key(config: TrainConfig, key: str, value: Any) -> None:
+    """Set a dotted key ('lr', 'model.n_embd') to an already typed value."""
+    target = config
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        target = getattr(target, parent)
+    setattr(target, leaf, value)
 
 
 def validate(config: TrainConfig) -> None:
