@@ -216,7 +216,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
         if info.is_main:
             save_state(out / STATE_FILE, raw_model, optimizers, {"run": vars(run)})
             print(f"\nInterrupted at step {run.step}; saved. Continue with resume=true out={out}")
-        distributed.teardown(info)
+        distributed.teardown(info, wait_for_all=False)
         raise
     finally:
         if progress is not None:
