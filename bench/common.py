@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 VOCAB = 65  # Tiny Shakespeare's characters: the vocabulary of every random-weight model here
 
 

@@ -8,15 +8,14 @@ modification time says when that evaluation finished.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
+from gptlab.data import TINY_SHAKESPEARE, load_text
 from train.config import set_key
 from train.presets import make_preset
 
-from .common import SHARED_CORPUS, Options, Row, judge, load
+from .common import Options, Row, judge, load
 
 THRESHOLDS = (1.80, 1.70, 1.60)
 # (preset, wall budget in s, target for the best val loss within it)
@@ -27,15 +26,11 @@ TRAIN_SHARE = 0.9  # max_time is training time; leave a tenth of the budget for 
 
 
 def corpus(options: Options) -> str:
-    """The shared Tiny Shakespeare; --quick trains on its first 100k characters."""
-    env_dir = os.environ.get("GPTLAB_DATA_DIR")
-    candidates = [SHARED_CORPUS] + ([Path(env_dir) / "tinyshakespeare.txt"] if env_dir else [])
-    path = next((p for p in candidates if p.is_file()), None)
+    """Tiny Shakespeare as shipped; --quick trains on its first 100k characters."""
     if not options.quick:
-        return str(path) if path else "tinyshakespeare"  # gptlab downloads and verifies it
-    text = path.read_text(encoding="utf-8")[:100_000] if path else "First Citizen:\nSpeak, speak.\n\n" * 3000
+        return TINY_SHAKESPEARE
     small = options.workdir / "quality-corpus.txt"
-    small.write_text(text, encoding="utf-8")
+    small.write_text(load_text(TINY_SHAKESPEARE)[:100_000], encoding="utf-8")
     return str(small)
 
 

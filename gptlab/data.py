@@ -1,16 +1,13 @@
-"""The corpus: download and verify Tiny Shakespeare (or read any UTF-8 file), split, batch.
+"""The corpus: Tiny Shakespeare as shipped with the package (or any UTF-8 file), split, batch.
 
-Tests and CI never download: they set ``GPTLAB_DATA_DIR`` to a folder that already holds the
-file (the shared copy) or pass a path to a small text they write.
+Tiny Shakespeare lies xz-compressed in ``gptlab/corpora/`` and is checked against its sha256 each
+time it is read, so training, the app and the tests work offline on a fresh clone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import os
-import tempfile
-import urllib.request
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,105 +16,71 @@ import torch
 from .errors import DataError
 
 TINY_SHAKESPEARE = "tinyshakespeare"
-TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-TINY_SHAKESPEARE_FILE = "tinyshakespeare.txt"
+# where the text comes from (Karpathy's char-rnn); gptlab never downloads it
+TINY_SHAKESPEARE_SOURCE = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_BYTES = 1_115_394
+# 363,916 bytes, written by lzma.compress(text, filters=[{"id": lzma.FILTER_LZMA2,
+# "preset": 9 | lzma.PRESET_EXTREME, "lc": 4, "pb": 0}]); gzip -9 would take 433,884
+SHIPPED_TINY_SHAKESPEARE = Path(__file__).resolve().parent / "corpora" / "tinyshakespeare.txt.xz"
 
 
-def data_dir() -> Path:
-    """Where downloaded corpora live: $GPTLAB_DATA_DIR, else ./data next to the package (git-ignored)."""
-    env = os.environ.get("GPTLAB_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+def read_tiny_shakespeare(path: str | Path = SHIPPED_TINY_SHAKESPEARE) -> str:
+    """Tiny Shakespeare's text from an xz file: exactly 1,115,394 bytes with the known sha256.
 
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def tiny_shakespeare_path(download: bool = True, url: str = TINY_SHAKESPEARE_URL) -> Path:
-    """The verified Tiny Shakespeare file, downloading it once if needed.
-
-    A cached file whose checksum is wrong is never used: it is replaced by a good download, or
-    deleted. The download goes to a private temporary file that is renamed into place only after
-    its checksum matches, so a failed download, or two processes downloading at once, cannot
-    leave a bad file behind.
+    Raises DataError if the file is missing, is not intact xz, or holds any other text: a damaged
+    or replaced copy is never trained on.
     """
-    target = data_dir() / TINY_SHAKESPEARE_FILE
-    if _verified(target):
-        return target
-    if not download:
-        target.unlink(missing_ok=True)
-        raise DataError(f"Tiny Shakespeare is not at {target}. {_place_it_yourself(target)}")
+    path = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        os.close(fd)
-    except OSError as exc:
-        raise DataError(f"Cannot write to {target.parent}: {exc}. {_place_it_yourself(target)}") from None
-    tmp_path = Path(tmp)
-    try:
-        try:
-            _download(url, tmp_path, target)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            # OSError: no network, refused, timeout; HTTPException: a chunked body cut short;
-            # ValueError: a malformed URL
+        with lzma.open(path) as f:
+            data = f.read(TINY_SHAKESPEARE_BYTES + 1)  # one byte more than expected shows a longer text
+    except FileNotFoundError:
+        raise DataError(f"Tiny Shakespeare is missing: no file at {path}. {_restore(path)}") from None
+    except (lzma.LZMAError, EOFError) as exc:  # EOFError: the xz stream is cut short
+        if _is_lfs_pointer(path):
             raise DataError(
-                f"Could not download Tiny Shakespeare from {url}: {exc}. {_place_it_yourself(target)}"
+                f"{path} is a Git LFS pointer, not the corpus: this clone skipped its LFS files. "
+                "Run `git lfs pull` in the repository."
             ) from None
-        os.replace(tmp_path, target)  # atomic: a concurrent reader sees the old file or the good one
-    except BaseException:
-        if not _verified(target):  # a corrupt cached copy goes too; a good one from a rival stays
-            target.unlink(missing_ok=True)
-        raise
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    return target
-
-
-def _download(url: str, tmp_path: Path, target: Path) -> None:
-    """Stream ``url`` into ``tmp_path``; DataError if it is too large or its checksum is wrong."""
-    with open(tmp_path, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-        size = 0
-        while chunk := response.read(1 << 16):
-            size += len(chunk)
-            if size > TINY_SHAKESPEARE_BYTES:  # a wrong or hostile server must not fill the disk
-                raise DataError(
-                    f"The download from {url} is larger than the expected {TINY_SHAKESPEARE_BYTES:,} "
-                    f"bytes; it was deleted. {_place_it_yourself(target)}"
-                )
-            out.write(chunk)
-    digest = sha256_of(tmp_path)
+        raise DataError(f"{path} is damaged: it is not an intact xz file ({exc}). {_restore(path)}") from None
+    except OSError as exc:
+        raise DataError(f"Could not read {path}: {exc}. {_restore(path)}") from None
+    digest = hashlib.sha256(data).hexdigest()
     if digest != TINY_SHAKESPEARE_SHA256:
+        size = f"{len(data):,}" if len(data) <= TINY_SHAKESPEARE_BYTES else f"more than {TINY_SHAKESPEARE_BYTES:,}"
         raise DataError(
-            f"The download from {url} has the wrong checksum (sha256 {digest[:12]}..., "
-            f"{tmp_path.stat().st_size:,} bytes); it was deleted. {_place_it_yourself(target)}"
+            f"{path} is not the Tiny Shakespeare gptlab ships: it holds {size} bytes with sha256 "
+            f"{digest[:12]}..., expected {TINY_SHAKESPEARE_BYTES:,} bytes with sha256 {TINY_SHAKESPEARE_SHA256}. "
+            f"{_restore(path)}"
         )
+    return data.decode("utf-8")
 
 
-def _verified(path: Path) -> bool:
-    """True if ``path`` holds the exact corpus (False if absent, even if it vanishes meanwhile)."""
+def _is_lfs_pointer(path: Path) -> bool:
+    """True for the small text file git leaves in place of an LFS-tracked file it did not fetch."""
     try:
-        return path.is_file() and sha256_of(path) == TINY_SHAKESPEARE_SHA256
+        with open(path, "rb") as f:
+            return f.read(24) == b"version https://git-lfs."
     except OSError:
         return False
 
 
-def _place_it_yourself(target: Path) -> str:
+def _restore(path: Path) -> str:
     return (
-        f"To use it offline, save {TINY_SHAKESPEARE_URL} ({TINY_SHAKESPEARE_BYTES:,} bytes, "
-        f"sha256 {TINY_SHAKESPEARE_SHA256}) as {target}, or set GPTLAB_DATA_DIR to a folder holding "
-        f"{TINY_SHAKESPEARE_FILE}."
+        f"Restore {path.name} from the gptlab repository (or reinstall gptlab), "
+        "or train on another text with data=path/to/file.txt."
     )
 
 
 def load_text(source: str | Path = TINY_SHAKESPEARE) -> str:
-    """The corpus text: 'tinyshakespeare' (downloaded and verified) or a path to a UTF-8 file."""
-    path = tiny_shakespeare_path() if str(source) == TINY_SHAKESPEARE else Path(source)
+    """The corpus text: 'tinyshakespeare' (the shipped, verified copy) or a path to a UTF-8 file.
+
+    Raises DataError if the file is missing, unreadable, not UTF-8 or empty.
+    """
+    if str(source) == TINY_SHAKESPEARE:
+        return read_tiny_shakespeare()
+    path = Path(source)
     try:
         # bytes decoded as they are: no newline translation, so the text is exactly the file
         text = path.read_bytes().decode("utf-8")

@@ -6,7 +6,7 @@ class GptlabError(Exception):
 
 
 class DataError(GptlabError):
-    """The corpus could not be found, downloaded, verified or read."""
+    """The corpus could not be found, verified or read."""
 
 
 class UnknownCharactersError(GptlabError):

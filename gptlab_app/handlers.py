@@ -49,7 +49,7 @@ def export_root() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def shakespeare() -> str:
-    """Tiny Shakespeare's first MAX_CHARS characters (read once; downloaded if the data folder lacks it)."""
+    """Tiny Shakespeare's first MAX_CHARS characters (the shipped copy, read once)."""
     return load_text(TINY_SHAKESPEARE)[:MAX_CHARS]
 
 

@@ -2,7 +2,6 @@
 # A/B of training options at equal wall time: runs side by side, one thread each, same load.
 # usage: runs/ab.sh SECONDS PRESET "name:overrides" ...
 cd "$(dirname "$0")/.."
-export GPTLAB_DATA_DIR=/work/shared/data
 T=$1; PRESET=$2; shift 2
 for spec in "$@"; do
   name=${spec%%:*}; extra=${spec#*:}

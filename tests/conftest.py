@@ -1,4 +1,4 @@
-"""Shared fixtures: offline environment, the shared corpus, tiny trained checkpoints."""
+"""Shared fixtures: offline environment, the shipped corpus, tiny trained checkpoints."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from gptlab import (  # noqa: E402
     get_batch,
     save_checkpoint,
 )
+from gptlab.data import read_tiny_shakespeare  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_CORPUS = Path(os.environ.get("GPTLAB_SHARED_CORPUS", REPO.parent / "shared" / "data" / "tinyshakespeare.txt"))
 
 TINY_TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -36,11 +36,9 @@ TINY_TEXT = (
 
 
 @pytest.fixture(scope="session")
-def shakespeare_path() -> Path:
-    """The shared copy of Tiny Shakespeare (tests never download it)."""
-    if not SHARED_CORPUS.is_file():
-        pytest.fail(f"The shared corpus is missing at {SHARED_CORPUS}; set GPTLAB_SHARED_CORPUS to its path.")
-    return SHARED_CORPUS
+def shakespeare_text() -> str:
+    """Tiny Shakespeare as the package ships it (read offline, sha256-checked)."""
+    return read_tiny_shakespeare()
 
 
 @pytest.fixture(scope="session")

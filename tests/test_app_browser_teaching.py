@@ -3,8 +3,6 @@ step-through, and a lesson restored from a shared URL in teacher mode. Screensho
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from app_process import running_app
 from teaching_shelf import SNAPSHOT_STEPS, make_shelf
@@ -14,9 +12,9 @@ pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, tiny_checkpoints, tiny_text, shakespeare_path):
+def app_url(tmp_path_factory, tiny_checkpoints, tiny_text):
     shelf = make_shelf(tmp_path_factory, tiny_checkpoints, tiny_text)
-    with running_app(shelf, tmp_path_factory.mktemp("log"), GPTLAB_DATA_DIR=str(Path(shakespeare_path).parent)) as url:
+    with running_app(shelf, tmp_path_factory.mktemp("log")) as url:  # live training reads the shipped corpus
         yield url
 
 

@@ -1,11 +1,14 @@
-"""Data integrity: the checksum-verified download (against a loopback server), split, batches, reading files."""
+"""Data integrity: the shipped Tiny Shakespeare (verified on read, usable offline), split, batches, reading files."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import hashlib
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,184 +16,106 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptlab import DataError, TokenSplits, get_batch, load_text
-from gptlab.data import TINY_SHAKESPEARE_FILE, TINY_SHAKESPEARE_SHA256, sha256_of, tiny_shakespeare_path
+from gptlab import DataError, GptlabError, TokenSplits, get_batch, load_text
+from gptlab.data import SHIPPED_TINY_SHAKESPEARE, read_tiny_shakespeare
+
+REPO = Path(__file__).resolve().parent.parent
+# written out here, not imported: the test checks the package's constants as well as its file
+SIZE, SHA256 = 1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 
-class CorpusServer:
-    """A loopback HTTP server with one route per way a download can go right or wrong."""
-
-    def __init__(self, corpus: bytes) -> None:
-        self.corpus = corpus
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # needed for the chunked route
-
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-            def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                getattr(server, "route_" + self.path.strip("/").replace("-", "_"), server.route_missing)(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @staticmethod
-    def _send(handler, body: bytes, length: int | None = None, pause: float = 0.0) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body) if length is None else length))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        for i in range(0, len(body), 1 << 16):
-            handler.wfile.write(body[i : i + (1 << 16)])
-            handler.wfile.flush()
-            time.sleep(pause)
-        handler.close_connection = True
-
-    def route_good(self, h) -> None:
-        self._send(h, self.corpus)
-
-    def route_slow(self, h) -> None:  # long enough for two downloads to overlap
-        self._send(h, self.corpus, pause=0.01)
-
-    def route_wrong(self, h) -> None:  # same size, one byte changed
-        self._send(h, b"X" + self.corpus[1:])
-
-    def route_truncated(self, h) -> None:  # promises the full size, closes at half
-        self._send(h, self.corpus[: len(self.corpus) // 2], length=len(self.corpus))
-
-    def route_huge(self, h) -> None:  # a server that never stops: more than the corpus, no length
-        h.send_response(200)
-        h.send_header("Connection", "close")
-        h.end_headers()
-        try:
-            for _ in range(64):
-                h.wfile.write(self.corpus[: 1 << 16] * 4)
-        except OSError:  # the client hung up, as it should
-            pass
-        h.close_connection = True
-
-    def route_chunked_cut(self, h) -> None:  # a chunked body cut off mid-stream
-        h.send_response(200)
-        h.send_header("Transfer-Encoding", "chunked")
-        h.send_header("Connection", "close")
-        h.end_headers()
-        h.wfile.write(b"10000\r\n" + self.corpus[:1000])
-        h.wfile.flush()
-        h.close_connection = True
-
-    def route_missing(self, h) -> None:
-        h.send_response(404)
-        h.send_header("Content-Length", "0")
-        h.send_header("Connection", "close")
-        h.end_headers()
-
-
-@pytest.fixture(scope="module")
-def server(shakespeare_path):
-    srv = CorpusServer(shakespeare_path.read_bytes())
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("GPTLAB_DATA_DIR", str(folder))
-    return folder
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name != TINY_SHAKESPEARE_FILE) if folder.exists() else []
-
-
-def test_download_success_is_verified_and_cached(server, data_dir):
-    path = tiny_shakespeare_path(download=True, url=server.url + "/good")
-    assert path == data_dir / TINY_SHAKESPEARE_FILE
-    assert sha256_of(path) == TINY_SHAKESPEARE_SHA256
-    assert leftovers(data_dir) == []
-    before = server.hits["/good"]
-    assert tiny_shakespeare_path(download=True, url=server.url + "/good") == path
-    assert server.hits["/good"] == before  # the verified copy is used, not fetched again
-
-
-@pytest.mark.parametrize("route", ["/wrong", "/truncated", "/huge", "/chunked-cut", "/missing"])
-def test_bad_download_is_detected_removed_and_explained(server, data_dir, route):
-    with pytest.raises(DataError) as info:
-        tiny_shakespeare_path(download=True, url=server.url + route)
-    target = data_dir / TINY_SHAKESPEARE_FILE
-    assert not target.exists(), "a bad download must never be put in place"
-    assert leftovers(data_dir) == [], "no .part file may be left behind"
-    message = str(info.value)
-    assert str(target) in message and TINY_SHAKESPEARE_SHA256 in message  # says where to put the file
-
-
-@pytest.mark.parametrize("url", ["not a url", "http://127.0.0.1:9/nothing-listens-here"])
-def test_unreachable_or_malformed_url_is_a_data_error(data_dir, url):
-    with pytest.raises(DataError, match="GPTLAB_DATA_DIR"):
-        tiny_shakespeare_path(download=True, url=url)
-    assert leftovers(data_dir) == []
-
-
-def test_corrupt_cache_is_replaced_by_a_fresh_download(server, data_dir):
-    data_dir.mkdir()
-    target = data_dir / TINY_SHAKESPEARE_FILE
-    target.write_bytes(b"not the corpus")
-    before = server.hits["/good"]
-    assert tiny_shakespeare_path(download=True, url=server.url + "/good") == target
-    assert server.hits["/good"] == before + 1
-    assert sha256_of(target) == TINY_SHAKESPEARE_SHA256
-
-
-def test_corrupt_cache_is_deleted_when_download_fails_or_is_off(server, data_dir):
-    data_dir.mkdir()
-    target = data_dir / TINY_SHAKESPEARE_FILE
-    target.write_bytes(b"not the corpus")
-    with pytest.raises(DataError):
-        tiny_shakespeare_path(download=True, url=server.url + "/wrong")
-    assert not target.exists()
-    target.write_bytes(b"not the corpus")
-    with pytest.raises(DataError, match=str(target)):
-        tiny_shakespeare_path(download=False)
-    assert not target.exists()
-
-
-def test_concurrent_downloads_leave_one_correct_file(server, data_dir):
-    data_dir.mkdir()
-    (data_dir / TINY_SHAKESPEARE_FILE).write_bytes(b"corrupt")
-    results, errors = [], []
-
-    def fetch() -> None:
-        try:
-            results.append(tiny_shakespeare_path(download=True, url=server.url + "/slow"))
-        except Exception as exc:  # collected, asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fetch) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == [] and len(results) == 3
-    assert sha256_of(data_dir / TINY_SHAKESPEARE_FILE) == TINY_SHAKESPEARE_SHA256
-    assert leftovers(data_dir) == []
-
-
-def test_load_text_of_the_verified_corpus(shakespeare_path, monkeypatch):
-    monkeypatch.setenv("GPTLAB_DATA_DIR", str(shakespeare_path.parent))
+def test_shipped_copy_is_exactly_tiny_shakespeare():
+    assert SHIPPED_TINY_SHAKESPEARE.is_relative_to(REPO / "gptlab")  # inside the package, not beside it
     text = load_text("tinyshakespeare")
-    assert text == shakespeare_path.read_bytes().decode("utf-8")
-    assert text.startswith("First Citizen:")
+    data = text.encode("utf-8")
+    assert len(data) == SIZE and hashlib.sha256(data).hexdigest() == SHA256
+    assert text == read_tiny_shakespeare() and text.startswith("First Citizen:\nBefore we proceed")
+
+
+@pytest.mark.slow
+def test_the_built_wheel_carries_the_corpus(tmp_path):
+    """`pip install .` must install the corpus too: build a wheel from a copy of the sources and look inside."""
+    pytest.importorskip("setuptools", reason="building a wheel without network needs setuptools in the venv")
+    source = tmp_path / "src"  # a copy, so that the build leaves nothing in the working tree
+    for name in ("gptlab", "gptlab_app", "train"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", source)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "wheel").glob("gptlab-*.whl")
+    inside = SHIPPED_TINY_SHAKESPEARE.relative_to(REPO).as_posix()
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read(inside) == SHIPPED_TINY_SHAKESPEARE.read_bytes()
+
+
+def _changed_text(xz: bytes) -> bytes:  # intact xz of a text that differs in one byte
+    text = lzma.decompress(xz)
+    return lzma.compress(text[:100] + b"X" + text[101:])
+
+
+def _flipped_byte(xz: bytes) -> bytes:  # a bit error in the middle of the compressed stream
+    middle = len(xz) // 2
+    return xz[:middle] + bytes([xz[middle] ^ 0x40]) + xz[middle + 1 :]
+
+
+CORRUPTIONS = {
+    "one byte of the text changed": (_changed_text, "is not the Tiny Shakespeare gptlab ships: it holds 1,115,394"),
+    "text appended": (lambda xz: lzma.compress(lzma.decompress(xz) + b"more"), "holds more than 1,115,394 bytes"),
+    "text cut short": (lambda xz: lzma.compress(lzma.decompress(xz)[:-1]), "holds 1,115,393 bytes"),
+    "bit error in the xz stream": (_flipped_byte, "is damaged: it is not an intact xz file"),
+    "xz file truncated": (lambda xz: xz[: len(xz) // 2], "is damaged: it is not an intact xz file"),
+    "plain text, not xz": (lzma.decompress, "is damaged: it is not an intact xz file"),
+    "a Git LFS pointer": (lambda xz: b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n",
+                          "is a Git LFS pointer, not the corpus"),
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_corrupted_copy_is_refused_with_a_clear_message(tmp_path, corruption):
+    make, says = CORRUPTIONS[corruption]
+    bad = tmp_path / "tinyshakespeare.txt.xz"
+    bad.write_bytes(make(SHIPPED_TINY_SHAKESPEARE.read_bytes()))
+    with pytest.raises(DataError) as info:
+        read_tiny_shakespeare(bad)
+    assert isinstance(info.value, GptlabError)  # the app shows it with gr.Error, the CLI exits non-zero
+    message = str(info.value)
+    assert says in message and str(bad) in message
+    assert "Restore" in message or "git lfs pull" in message  # says what to do
+
+
+def test_missing_copy_is_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(DataError, match=r"Tiny Shakespeare is missing: no file at .*gone\.xz\. Restore"):
+        read_tiny_shakespeare(tmp_path / "gone.xz")
+
+
+def _network_namespace_refusal() -> str | None:
+    """Why a private network namespace cannot be made here (None if it can)."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare or ip is not installed"
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"unshare -n is refused here (needs root): {probe.stderr.strip()}"
+
+
+@pytest.mark.slow
+def test_training_on_tiny_shakespeare_needs_no_network(tmp_path):
+    """`python -m train bigram` on the default corpus, in a network namespace that has loopback only."""
+    refusal = _network_namespace_refusal()
+    if refusal:
+        # like the real-tmpfs tests: a laptop without root skips; CI (root) sets GPTLAB_REQUIRE_MOUNT=1
+        if os.environ.get("GPTLAB_REQUIRE_MOUNT") == "1":
+            pytest.fail(refusal)
+        pytest.skip(refusal)
+    out = tmp_path / "bigram"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTLAB_")}
+    env |= {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    train = [sys.executable, "-m", "train", "bigram", "max_iters=5", "eval_interval=5", "eval_iters=1",
+             "sample_tokens=20", "snapshots=", "progress=false", "threads=1", f"out={out}"]
+    script = "ip link set lo up && exec " + " ".join(f"'{a}'" for a in train)
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "model.safetensors").is_file()
 
 
 @settings(max_examples=40, deadline=None)

@@ -35,8 +35,8 @@ def bpe(tiny_text) -> BPETokenizer:
     return BPETokenizer.train(tiny_text + NASTY * 3, vocab_size=320)
 
 
-def test_shakespeare_has_65_characters(shakespeare_path):
-    text = shakespeare_path.read_text(encoding="utf-8")
+def test_shakespeare_has_65_characters(shakespeare_text):
+    text = shakespeare_text
     tok = CharTokenizer.train(text)
     assert tok.vocab_size == 65
     assert tok.chars == "".join(sorted(set(text)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlab import TokenSplits, load_checkpoint, load_text
+from gptlab import TokenSplits, load_checkpoint
 from train.loop import full_split_loss
 from train.report import END, START, render
 
@@ -23,13 +23,12 @@ def test_the_ladder_is_shipped():
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
-def test_recorded_val_loss_is_reproduced(folder, shakespeare_path):
+def test_recorded_val_loss_is_reproduced(folder, shakespeare_text):
     """Whole val split, every token once: must match metrics.json (the weights as shipped)."""
     checkpoint = load_checkpoint(folder)
     metrics = checkpoint.metrics
     assert "python -m train" in metrics["command"]
-    text = load_text(shakespeare_path)
-    splits = TokenSplits.from_ids(checkpoint.tokenizer.encode(text))
+    splits = TokenSplits.from_ids(checkpoint.tokenizer.encode(shakespeare_text))
     loss = full_split_loss(checkpoint.model, splits.val, "cpu")
     assert loss == pytest.approx(metrics["best"]["val_loss_full"], abs=2e-3)
     assert metrics["best"]["val_loss"] == min(row["val_loss"] for row in metrics["history"])

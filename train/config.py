@@ -39,7 +39,7 @@ class TrainConfig:
     """Everything a training run needs; every field can be set as key=value."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
-    data: str = "tinyshakespeare"  # 'tinyshakespeare' (downloaded, verified) or a path to a UTF-8 text file
+    data: str = "tinyshakespeare"  # 'tinyshakespeare' (shipped with gptlab, verified) or a path to a UTF-8 text file
     tokenizer: str = "char"  # char | bpe
     bpe_vocab_size: int = 512  # only for tokenizer=bpe
     out: str = ""  # checkpoint folder; default checkpoints/<preset>
