@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 TOKEN = "hf_fake_token_for_tests"
 REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+KIND = r"(?:models|spaces)"  # a push goes to a model repo, `hf upload --repo-type space` to a Space
 
 
 @dataclass
@@ -75,8 +76,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 ("GET", r"/api/whoami-v2", self._whoami),
                 ("POST", r"/api/repos/create", self._create),
                 ("POST", r"/api/validate-yaml", lambda: self._json(200, {"errors": [], "warnings": []})),
-                ("POST", rf"/api/models/{REPO}/preupload/(?P<rev>[^/]+)", self._preupload),
-                ("POST", rf"/api/models/{REPO}/commit/(?P<rev>[^/]+)", self._commit),
+                ("POST", rf"/api/{KIND}/{REPO}/preupload/(?P<rev>[^/]+)", self._preupload),
+                ("POST", rf"/api/{KIND}/{REPO}/commit/(?P<rev>[^/]+)", self._commit),
                 ("GET", rf"/api/models/{REPO}/revision/(?P<rev>[^/]+)", self._info),
                 ("GET", rf"/api/models/{REPO}/tree/(?P<rev>[^/]+)", self._tree),
                 ("GET", rf"/{REPO}/resolve/(?P<rev>[^/]+)/(?P<file>.+)", self._resolve),
