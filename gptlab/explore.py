@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import GptlabError
 from .hooks import hook_points, run_with_cache
-from .tokenizers import Errors, Tokenizer, visible_token
+from .tokenizers import Errors, Tokenizer, visible_token, visible_tokens
 
 TOP_K = 5  # next-token guesses kept per position: enough to show a ranking, small to read
 
@@ -24,7 +24,7 @@ class AttentionView:
 
     ids: list[int]  # the token ids the model saw (after cropping)
     tokens: list[str]  # each token as text
-    labels: list[str]  # unique, visible labels "position:token" (axis tick labels must be unique)
+    labels: list[str]  # unique, visible labels "position:token", a lone byte as <E6> (tick labels must be unique)
     patterns: list[torch.Tensor]  # one [head, query, key] tensor per layer; rows sum to 1
     predictions: list[list[tuple[str, float]]]  # per query position: (visible token, probability), best first
     dropped: int  # tokens cut from the start because the prompt was longer than the context
@@ -53,7 +53,10 @@ def has_attention(model: nn.Module) -> bool:
 
 
 def token_labels(tokens: list[str]) -> list[str]:
-    """Unique, readable labels: the position makes repeated tokens distinct (␣ for space, ↵ for newline)."""
+    """Unique, readable labels: the position makes repeated tokens distinct (␣ for space, ↵ for newline).
+
+    Give it ``visible_tokens(tokenizer, ids)`` rather than the tokens' text, so byte tokens differ.
+    """
     return [f"{i}:{visible_token(tok)}" for i, tok in enumerate(tokens)]
 
 
@@ -92,7 +95,7 @@ def attention_view(
     return AttentionView(
         ids=ids,
         tokens=tokens,
-        labels=token_labels(tokens),
+        labels=token_labels(visible_tokens(tokenizer, ids)),
         patterns=patterns,
         predictions=top_predictions(logits[0], tokenizer, top_k),
         dropped=dropped,
@@ -101,11 +104,13 @@ def attention_view(
 
 
 def top_predictions(logits: torch.Tensor, tokenizer: Tokenizer, k: int = TOP_K) -> list[list[tuple[str, float]]]:
-    """For each position of logits (T, vocab): the k likeliest next tokens at temperature 1."""
+    """For each position of logits (T, vocab): the k likeliest next tokens at temperature 1.
+
+    Each token is its ``visible_tokens`` label, so two byte tokens never share a bar's name.
+    """
     probs = torch.softmax(logits.float(), dim=-1)
     values, indices = probs.topk(min(k, probs.size(-1)), dim=-1)  # (T, k)
     return [
-        [(visible_token(tok), float(p))
-         for tok, p in zip(tokenizer.token_strings(row.tolist()), vals.tolist(), strict=True)]
+        [(label, float(p)) for label, p in zip(visible_tokens(tokenizer, row.tolist()), vals.tolist(), strict=True)]
         for row, vals in zip(indices, values, strict=True)
     ]

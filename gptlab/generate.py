@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from .errors import SettingsError
 from .sampling import MAX_NEW_TOKENS, GenerationSettings, sample
-from .tokenizers import Errors, Tokenizer
+from .tokenizers import Errors, IncrementalDecoder, Tokenizer
 
 EMPTY_PROMPT = "\n"  # an empty prompt starts the text on a fresh line, as the tutorials do
 
@@ -71,21 +70,15 @@ def generate(
 def stream_text(tokenizer: Tokenizer, tokens: Iterable[int]) -> Iterator[str]:
     """Text pieces for a stream of token ids; their concatenation is ``tokenizer.decode(all ids)``.
 
-    A byte-level BPE token may end inside a multi-byte character: its bytes go through an
-    incremental UTF-8 decoder, which holds an unfinished character back until its last byte comes.
+    A byte-level BPE token may end inside a multi-byte character: ``IncrementalDecoder`` holds an
+    unfinished character back until its last byte comes.
     """
-    token_bytes = getattr(tokenizer, "token_bytes", None)
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = IncrementalDecoder(tokenizer)
     for token in tokens:
-        raw = token_bytes(token) if token_bytes is not None else None
-        if raw is None:  # a char token (or a token not made of bytes): its text is complete
-            piece = utf8.decode(b"", final=True) + tokenizer.decode([token])
-            utf8.reset()
-        else:
-            piece = utf8.decode(raw)
+        piece = decoder.feed(token)
         if piece:
             yield piece
-    tail = utf8.decode(b"", final=True)  # bytes of a character that never got finished
+    tail = decoder.flush()  # bytes of a character that never got finished
     if tail:
         yield tail
 

@@ -50,13 +50,21 @@ class HeadLabel:
         return "mixed" if self.label == "mixed" else f"{SHORT[self.label]} {self.score:.0%}"
 
 
-def reference_masks(tokens: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Boolean [q, k] masks (causal: k <= q) of the keys each labelled kind of head attends to."""
+def reference_masks(tokens: Sequence[str], ids: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """Boolean [q, k] masks (causal: k <= q) of the keys each labelled kind of head attends to.
+
+    ``tokens`` give each position's text (newlines, speaker names); ``ids`` its identity: "same
+    token" compares ids, since different byte tokens of a BPE all decode to U+FFFD. Without ids the
+    texts stand in for them, which is exact only for a char tokenizer. ValueError if lengths differ.
+    """
     n = len(tokens)
+    identity = list(tokens) if ids is None else [int(i) for i in ids]
+    if len(identity) != n:
+        raise ValueError(f"{len(identity)} ids for {n} tokens: give one id per token")
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]
     causal = k <= q
-    same = torch.tensor([[a == b for b in tokens] for a in tokens], dtype=torch.bool) if n else causal
+    same = torch.tensor([[a == b for b in identity] for a in identity], dtype=torch.bool) if n else causal
     newline = torch.tensor([t.endswith("\n") for t in tokens], dtype=torch.bool)
     after_newline = torch.cat([torch.zeros(1, dtype=torch.bool), newline[:-1]]) if n else newline
     return {
@@ -134,9 +142,13 @@ def best_label(scored: dict[str, tuple[float, float]], margin: float = 0.1) -> t
     return "mixed", scored[best][0], best
 
 
-def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str]) -> list[list[HeadLabel]]:
-    """Labels for every head: ``patterns`` holds one [head, q, k] tensor per layer."""
-    masks = reference_masks(tokens)
+def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str],
+                ids: Sequence[int] | None = None) -> list[list[HeadLabel]]:
+    """Labels for every head: ``patterns`` holds one [head, q, k] tensor per layer.
+
+    Pass the token ``ids`` too (``view.ids``): "same token earlier" compares them, not the text.
+    """
+    masks = reference_masks(tokens, ids)
     result = []
     for layer, heads in enumerate(patterns):
         row = []
@@ -167,7 +179,8 @@ def unit_for(tokenizer_kind: str) -> str:
     return "character" if tokenizer_kind == "char" else "token"
 
 
-def synthetic_pattern(tokens: Sequence[str], label: str, strength: float = 0.9) -> torch.Tensor:
+def synthetic_pattern(tokens: Sequence[str], label: str, strength: float = 0.9,
+                      ids: Sequence[int] | None = None) -> torch.Tensor:
     """A [q, k] pattern that behaves like ``label``: ``strength`` of each row on the label's keys,
     the rest spread evenly (rows without such keys are even). Used by tests and for teaching."""
     n = len(tokens)
@@ -175,7 +188,7 @@ def synthetic_pattern(tokens: Sequence[str], label: str, strength: float = 0.9) 
     even = visible / visible.sum(dim=1, keepdim=True)
     if label == "broad":
         return even
-    mask = reference_masks(tokens)[label].float()
+    mask = reference_masks(tokens, ids)[label].float()
     has = mask.sum(dim=1, keepdim=True)
     focused = mask / has.clamp(min=1)
     pattern = torch.where(has > 0, strength * focused + (1 - strength) * even, even)

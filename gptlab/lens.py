@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .hooks import run_with_cache
-from .tokenizers import Tokenizer, visible_token
+from .tokenizers import Tokenizer, visible_tokens
 
 
 def rollout(patterns: Sequence[torch.Tensor], residual: float = 0.5) -> list[torch.Tensor]:
@@ -37,7 +37,7 @@ def rollout(patterns: Sequence[torch.Tensor], residual: float = 0.5) -> list[tor
 
 @dataclass
 class LensRow:
-    """The logit lens at one depth: where it reads and the top guesses (visible token, probability)."""
+    """The logit lens at one depth: where it reads and the top guesses (``visible_tokens`` label, probability)."""
 
     name: str  # 'embed', 'layer 0', ...
     guesses: list[tuple[str, float]]
@@ -63,7 +63,7 @@ def logit_lens(model: nn.Module, tokenizer: Tokenizer, ids: Sequence[int], posit
         resid = cache[name][0, position]  # [n_embd]
         probs = torch.softmax(model.unembed(resid).float(), dim=-1)
         values, indices = probs.topk(min(top_k, probs.numel()))
-        tokens = tokenizer.token_strings(indices.tolist())
+        labels = visible_tokens(tokenizer, indices.tolist())  # byte tokens as <E6>: guesses stay apart
         rows.append(LensRow("embed" if i == 0 else f"after layer {i - 1}",
-                            [(visible_token(t), float(p)) for t, p in zip(tokens, values.tolist(), strict=True)]))
+                            [(label, float(p)) for label, p in zip(labels, values.tolist(), strict=True)]))
     return rows

@@ -6,6 +6,7 @@ Hugging Face ``tokenizers`` format, so other tools can read it too.
 
 from __future__ import annotations
 
+import codecs
 import json
 import operator
 from pathlib import Path
@@ -129,6 +130,7 @@ class BPETokenizer:
 
         if not isinstance(self.tokenizer.decoder, decoders.ByteLevel):  # e.g. a foreign WordPiece file
             return None
+        [token_id] = _check_ids([token_id], self.vocab_size)  # a negative id would overflow in Rust
         token = self.tokenizer.id_to_token(token_id)
         if token is None or any(c not in _UNICODE_TO_BYTE for c in token):
             return None
@@ -213,3 +215,55 @@ def train_tokenizer(kind: str, text: str, vocab_size: int = 512) -> CharTokenize
 def visible_token(token: str) -> str:
     """A token as a label a person can read: spaces as ␣, newlines as ↵, tabs as ⇥."""
     return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍") or "∅"
+
+
+def visible_tokens(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+    """One readable label per token id that tells different tokens apart.
+
+    Whitespace is shown as in ``visible_token``. A byte that is not part of a whole character
+    inside its token is shown in hex, so the three byte tokens of 日 read ``<E6>``, ``<97>``,
+    ``<A5>`` instead of three identical U+FFFD. Raises InputError for ids outside the vocabulary.
+    """
+    strings = tokenizer.token_strings(ids)  # checks the ids
+    token_bytes = getattr(tokenizer, "token_bytes", None)
+    labels = []
+    for token_id, text in zip(_check_ids(ids, tokenizer.vocab_size), strings, strict=True):
+        raw = token_bytes(token_id) if token_bytes is not None else None
+        if raw is not None:  # surrogateescape turns each undecodable byte b into U+DC00 + b
+            text = "".join(f"<{ord(c) - 0xDC00:02X}>" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                           for c in raw.decode("utf-8", errors="surrogateescape"))
+        labels.append(visible_token(text))
+    return labels
+
+
+class IncrementalDecoder:
+    """Token ids to text one id at a time, holding back the bytes of an unfinished character.
+
+    A byte-level BPE token may end inside a multi-byte UTF-8 character (日 is three byte tokens in
+    ``gpt-bpe``): decoded alone it gives U+FFFD. Here its bytes wait until the character's last
+    byte comes, so the pieces joined (plus ``flush()``) equal ``tokenizer.decode(all ids)``.
+    Every path that turns ids into text piece by piece uses this (streaming, the CLI, step-through).
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._token_bytes = getattr(tokenizer, "token_bytes", None)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token_id: int) -> str:
+        """The text this token completes: "" while a character still waits for its last byte."""
+        raw = self._token_bytes(token_id) if self._token_bytes is not None else None
+        if raw is None:  # a char token (or a token not made of bytes): its text is complete
+            return self.flush() + self.tokenizer.decode([token_id])
+        return self._utf8.decode(raw)
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes held back: the start of a character whose last byte has not come yet."""
+        return self._utf8.getstate()[0]
+
+    def flush(self) -> str:
+        """Whatever is held back, an unfinished character as U+FFFD (call it when the stream ends)."""
+        tail = self._utf8.decode(b"", final=True)
+        self._utf8.reset()
+        return tail

@@ -39,6 +39,23 @@ def masked(pattern: torch.Tensor) -> np.ndarray:
     return pattern.detach().float().cpu().masked_fill(future, float("nan")).numpy().astype(np.float32)
 
 
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """Category labels made distinct: a repeat gets " (2)", " (3)"... Plotly draws equal categories as one.
+
+    Labels that are already unique come back unchanged (heatmap labels carry their position).
+    """
+    out: list[str] = []
+    used: set[str] = set()
+    for label in labels:
+        text, n = str(label), 1
+        while text in used:
+            n += 1
+            text = f"{label} ({n})"
+        used.add(text)
+        out.append(text)
+    return out
+
+
 def _axis_font(n: int) -> int:
     """Tick label size that still fits when there are many tokens."""
     return 12 if n <= 24 else 10 if n <= 64 else 8
@@ -50,7 +67,7 @@ def attention_heatmap(
     """One head's causal attention [query, key] as a heatmap; hover shows both tokens and the weight."""
     if pattern.dim() != 2 or pattern.size(0) != len(labels) or pattern.size(1) != len(labels):
         raise ValueError(f"pattern {tuple(pattern.shape)} does not match {len(labels)} labels")
-    labels = list(labels)
+    labels = unique_labels(labels)
     fig = go.Figure(
         go.Heatmap(
             z=masked(pattern), x=labels, y=labels, zmin=0.0, zmax=zmax, colorscale=COLORSCALE,
@@ -93,7 +110,7 @@ def head_grid(
     """Small multiples, one heatmap per head, all on ONE colour scale so heads compare fairly."""
     n_head = patterns.size(0)
     rows = math.ceil(n_head / cols)
-    labels = list(labels)
+    labels = unique_labels(labels)
     if len(labels) > GRID_MAX_TOKENS:  # zoom on the latest positions, and say so
         title = f"{title} (last {GRID_MAX_TOKENS} of {len(labels)} positions)"
         labels, patterns = labels[-GRID_MAX_TOKENS:], patterns[:, -GRID_MAX_TOKENS:, -GRID_MAX_TOKENS:]
@@ -124,7 +141,8 @@ def head_grid(
 
 def top_predictions_bar(predictions: Sequence[tuple[str, float]], title: str = "") -> go.Figure:
     """Horizontal bars of the likeliest next tokens, the most likely on top."""
-    tokens = [f"{tok} " for tok, _ in predictions]  # a trailing space keeps "1" from becoming a number axis
+    # unique (two tokens may look alike), and a trailing space keeps "1" from becoming a number axis
+    tokens = [f"{tok} " for tok in unique_labels([tok for tok, _ in predictions])]
     probs = [p for _, p in predictions]
     fig = go.Figure(
         go.Bar(
@@ -177,7 +195,7 @@ def figure_json(fig: go.Figure, config: Mapping[str, Any] = PLOT_CONFIG) -> str:
 
 def ladder_chart(metrics: Mapping[str, Mapping[str, Any]]) -> go.Figure:
     """Val bits per character of each model, in ladder order: one unit for char and BPE models alike."""
-    names = list(metrics)
+    names = unique_labels(metrics)
     bits = [m.get("bits_per_char", math.nan) for m in metrics.values()]
     params = [m.get("n_params", 0) for m in metrics.values()]
     fig = go.Figure(

@@ -48,7 +48,7 @@ def contribution_bar(values: torch.Tensor, labels: Sequence[str], title: str = "
 
 def logit_lens_figure(rows: Sequence, title: str = "") -> go.Figure:
     """Depth down the side, guesses ranked across: each cell shows a token and its probability."""
-    names = [r.name for r in rows]
+    names = viz.unique_labels([r.name for r in rows])
     k = max((len(r.guesses) for r in rows), default=0)
     z = [[g[1] for g in r.guesses] + [None] * (k - len(r.guesses)) for r in rows]
     text = [[f"{g[0]}<br>{g[1]:.0%}" for g in r.guesses] + [""] * (k - len(r.guesses)) for r in rows]
@@ -64,10 +64,15 @@ def logit_lens_figure(rows: Sequence, title: str = "") -> go.Figure:
     return fig
 
 
-def candidates_figure(candidates: Sequence[tuple[str, float, float]], chosen: str, title: str = "") -> go.Figure:
-    """Grouped bars: each candidate's probability at temperature 1 and after temperature/top-k/top-p."""
-    tokens = [f"{t} " for t, _, _ in candidates]  # a trailing space keeps digits categorical
-    colours = ["#c44e52" if t == chosen else "#4c72b0" for t, _, _ in candidates]
+def candidates_figure(candidates: Sequence[tuple[str, float, float]], chosen: int, title: str = "") -> go.Figure:
+    """Grouped bars: each candidate's probability at temperature 1 and after temperature/top-k/top-p.
+
+    ``chosen`` is the index of the picked token in ``candidates`` (``Step.chosen_index``): by
+    position, since two different tokens can have the same text.
+    """
+    # unique names (look-alike tokens keep their own bars); a trailing space keeps digits categorical
+    tokens = [f"{t} " for t in viz.unique_labels([t for t, _, _ in candidates])]
+    colours = ["#c44e52" if i == chosen else "#4c72b0" for i in range(len(candidates))]
     fig = go.Figure([
         go.Bar(x=tokens, y=[r for _, r, _ in candidates], name="model (temperature 1)", marker_color="#a6a6a6",
                hovertemplate="%{x}: %{y:.3f}<extra>before</extra>"),
@@ -88,7 +93,7 @@ def step_attention_figure(attention: torch.Tensor, key_labels: Sequence[str], ti
     rows = attention[:, :, -keep:].reshape(n_layer * n_head, keep).numpy()
     names = [f"L{layer} H{head}" for layer in range(n_layer) for head in range(n_head)]
     fig = go.Figure(go.Heatmap(
-        z=rows, x=list(key_labels)[-keep:], y=names, zmin=0, zmax=1, colorscale=viz.COLORSCALE,
+        z=rows, x=viz.unique_labels(list(key_labels)[-keep:]), y=names, zmin=0, zmax=1, colorscale=viz.COLORSCALE,
         hovertemplate="%{y} → key %{x}: %{z:.3f}<extra></extra>", colorbar=dict(title=dict(text="weight")),
     ))
     fig.update_layout(title=dict(text=title), font=viz.FONT, height=max(260, 90 + 24 * len(names)),
@@ -138,7 +143,8 @@ def training_strip(frames: Sequence[tuple], title: str = "") -> go.Figure:
     fig = make_subplots(rows=1, cols=max(n, 1), horizontal_spacing=0.02,
                         subplot_titles=[snap.label.replace(" · ", "<br>") for snap, _, _ in frames])
     for i, (snap, pattern, labels) in enumerate(frames):
-        fig.add_trace(go.Heatmap(z=viz.masked(pattern), x=list(labels), y=list(labels), coloraxis="coloraxis",
+        labels = viz.unique_labels(labels)
+        fig.add_trace(go.Heatmap(z=viz.masked(pattern), x=labels, y=labels, coloraxis="coloraxis",
                                  hoverongaps=False, hovertemplate=f"step {snap.step}<br>" + viz.HOVER),
                       row=1, col=i + 1)
     fig.update_xaxes(type="category", showticklabels=False)

@@ -98,7 +98,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
             raise error(exc) from None
         layer, head = _pick(checkpoint.config, layer, head)
         view = _view(checkpoint, prompt)
-        labels = label_heads(view.patterns, view.tokens)
+        labels = label_heads(view.patterns, view.tokens, view.ids)
         unit = unit_for(checkpoint.tokenizer.kind)
         sample = snapshot_sample(checkpoint, snap.step)
         if sample is None:  # none stored: a short seeded sample, the same for every visitor
@@ -155,7 +155,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         n = len(view.ids)
         position = whole(position, "position", -1, 10**6)
         q = n - 1 if position < 0 or position >= n else position
-        labels = label_heads(view.patterns, view.tokens)
+        labels = label_heads(view.patterns, view.tokens, view.ids)
         unit = unit_for(checkpoint.tokenizer.kind)
         rolled = rollout(view.patterns)[-1]
         lens = logit_lens(checkpoint.model, checkpoint.tokenizer, view.ids, q)
@@ -194,27 +194,36 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         return [str(paths[k]) for k in ("png", "svg", "csv", "json")]
 
     # ---- 5. step-through generation ------------------------------------------------------------
-    def step_fn(model, text, temperature, top_k, top_p, seed, teacher=False, live=None):
-        """Append one token; show candidates before/after the settings and every head's attention."""
+    def step_fn(model, text, temperature, top_k, top_p, seed, teacher=False, live=None, ids=None):
+        """Append one token; show candidates before/after the settings and every head's attention.
+
+        ``ids`` (a session state) are the tokens behind the text from the last step: they keep a
+        character split over byte tokens whole until its last byte comes.
+        """
         text = checked_prompt(text)
         checkpoint = get_model(catalog, model, live)
         try:
             settings = GenerationSettings(max_new_tokens=1, temperature=temperature,
                                           top_k=whole(top_k, "top_k", 0, 1000), top_p=top_p,
                                           seed=whole(seed, "seed", 0, 2**31 - 1)).validate()
-            step = step_once(checkpoint.model, checkpoint.tokenizer, text, settings)
+            step = step_once(checkpoint.model, checkpoint.tokenizer, text, settings,
+                             ids=ids if isinstance(ids, list) else None)
         except GptlabError as exc:
             raise error(exc) from None
         note = (f"Picked **`{step.token}`** with probability {step.chosen_p:.1%} under your settings "
                 f"(grey bars: the model at temperature 1; coloured: after temperature {temperature}, "
                 f"top-k {settings.top_k or 'off'}, top-p {settings.top_p if settings.top_p < 1 else 'off'}).")
+        if step.held_back:
+            note += (f"\n\nThe bytes {' '.join(f'{b:02X}' for b in step.held_back)} begin a character that needs "
+                     "more bytes: it joins the text when the token holding its last byte comes.")
         return (
             step.text,
             note,
-            plot(candidates_figure(step.candidates, step.token, f"Candidates for the next token → {step.token}"),
-                 teacher),
+            plot(candidates_figure(step.candidates, step.chosen_index,
+                                   f"Candidates for the next token → {step.token}"), teacher),
             plot(step_attention_figure(step.attention, step.key_labels,
                                        f"Where every head looked to choose {step.token}"), teacher),
+            step.ids,
         )
 
     # ---- 7. lessons and teacher mode ------------------------------------------------------------
@@ -244,7 +253,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
             except GptlabError as exc:
                 raise error(exc) from None
         view = _view(checkpoint, text)
-        labels = label_heads(view.patterns, view.tokens)
+        labels = label_heads(view.patterns, view.tokens, view.ids)
         view_spec = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
         layer, head = resolve_head(labels, layer, head, find_for(view_spec))
         unit = unit_for(checkpoint.tokenizer.kind)

@@ -149,9 +149,10 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
             with gr.Column(scale=2):
                 st_bars = gr.Plot(show_label=False, elem_id="step-bars")
         st_attn = gr.Plot(show_label=False, elem_id="step-attn")
-        st_next.click(h["step"], [st_model, st_text, st_temp, st_topk, st_topp, st_seed, teacher, live_state],
-                      [st_text, st_note, st_bars, st_attn], api_name="step", **teach)
-        st_reset.click(lambda: "ROMEO:\n", None, st_text, api_visibility="private")
+        st_ids = gr.State(None)  # the tokens behind the text: a character split over byte tokens waits whole
+        st_next.click(h["step"], [st_model, st_text, st_temp, st_topk, st_topp, st_seed, teacher, live_state,
+                                  st_ids], [st_text, st_note, st_bars, st_attn, st_ids], api_name="step", **teach)
+        st_reset.click(lambda: ("ROMEO:\n", None), None, [st_text, st_ids], api_visibility="private")
 
     with gr.Tab("Lessons", id="lessons"):
         gr.Markdown("Ready-made views for a class. Each lesson draws the same heatmaps every time; the link "

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = SnapshotCache()
     last = cache.get(snapshots[-1])
     view = attention_view(last.model, last.tokenizer, PROMPT)
-    layer, head = resolve_head(label_heads(view.patterns, view.tokens), args.layer, args.head, "previous")
+    layer, head = resolve_head(label_heads(view.patterns, view.tokens, view.ids), args.layer, args.head, "previous")
     frames = head_across_training(snapshots, cache, PROMPT, layer, head)
     fig = training_strip(frames, f"Layer {layer}, head {head} of the GPT while it trains "
                                  f"(prompt: “ROMEO: But soft, what light…”)")

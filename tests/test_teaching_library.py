@@ -115,7 +115,7 @@ def test_step_through_is_reproducible_and_shows_the_settings_effect(tiny):
     assert a.text == b.text  # the same Next press gives the same token
     after = [p for _, _, p in a.candidates]
     assert sum(p > 0 for p in after) <= 3 and sum(after) == pytest.approx(1.0, abs=1e-5)  # top-k 3
-    fig = candidates_figure(a.candidates, a.token)
+    fig = candidates_figure(a.candidates, a.chosen_index)
     assert [t.name for t in fig.data] == ["model (temperature 1)", "after your settings"]
     att = step_attention_figure(a.attention, a.key_labels)
     assert list(att.data[0].y) == [f"L{la} H{he}" for la in range(2) for he in range(4)]
