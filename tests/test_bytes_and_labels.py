@@ -21,8 +21,8 @@ from gptlab import (
     get_batch,
     load_checkpoint,
     save_checkpoint,
+    viz,
 )
-from gptlab import viz
 from gptlab.catalog import Catalog
 from gptlab.cli_generate import main as cli_main
 from gptlab.explore import attention_view, top_predictions
