@@ -38,6 +38,10 @@ class CheckpointError(GptlabError):
     """A checkpoint is missing, truncated, foreign, unsafe or inconsistent."""
 
 
+class ExportError(GptlabError):
+    """A figure could not be rendered as an image: no browser for kaleido, or the render failed or timed out."""
+
+
 def _visible(char: str) -> str:
     """Show a character so that control characters and spaces can be read in a message."""
     if char.isprintable() and not char.isspace():

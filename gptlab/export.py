@@ -1,26 +1,43 @@
-"""Export what a class is looking at: figures as PNG/SVG, attention matrices as CSV/JSON."""
+"""Export what a class is looking at: figures as PNG/SVG, attention matrices as CSV/JSON.
+
+CSV and JSON are written by Python alone. PNG and SVG need kaleido and a Chrome or Chromium: the
+browser is looked up once, before any render, and each render runs in a worker process with a time
+limit, so a missing or stuck browser gives an ExportError in seconds instead of a request that
+never returns.
+"""
 
 from __future__ import annotations
 
 import atexit
+import base64
 import csv
+import functools
 import io
 import json
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
-import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import torch
 
-from .errors import GptlabError
+from .errors import ExportError
 
 IMAGE_FORMATS = ("png", "svg")
-_render_lock = threading.Lock()  # one headless browser render at a time: they are heavy on 2 cores
-_renderer_started = False
+DATA_FORMATS = ("csv", "json")
+RENDER_TIMEOUT_S = 60.0  # one image, browser start included (~4 s on an idle 2-core machine, ~0.2 s warm)
+INSTALL_HINT = ("Install Chromium (Debian/Ubuntu: `apt-get install chromium`; on a Hugging Face Space: a line "
+                "`chromium` in `packages.txt`), or use the camera button above each plot, which downloads a PNG. "
+                "CSV and JSON export need no browser.")
 
 
 def attention_csv(pattern: torch.Tensor, labels: Sequence[str]) -> str:
@@ -42,30 +59,166 @@ def attention_json(pattern: torch.Tensor, labels: Sequence[str], tokens: Sequenc
                        "rows": "query", "columns": "key"}, ensure_ascii=False, indent=1)
 
 
-def figure_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0) -> bytes:
-    """The figure rendered by kaleido (headless Chromium) as PNG or SVG bytes."""
-    if fmt not in IMAGE_FORMATS:
-        raise GptlabError(f"Image format must be one of {IMAGE_FORMATS}, got {fmt!r}.")
+@dataclass(frozen=True)
+class BrowserCheck:
+    """Whether kaleido has a browser to render with here: its path, or why there is none."""
+
+    available: bool
+    path: str | None
+    reason: str
+
+
+@functools.lru_cache(maxsize=1)
+def browser_available() -> BrowserCheck:
+    """Look for the browser kaleido would start, the way kaleido does (BROWSER_PATH, then its own
+    download, then PATH and the usual install places); once per process (``cache_clear()`` to redo)."""
     try:
-        with _render_lock, warnings.catch_warnings():
-            _start_renderer()
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            return fig.to_image(format=fmt, scale=scale if fmt == "png" else 1)
-    except Exception as exc:  # kaleido reports a missing browser or a crash with many exception types
-        raise GptlabError(f"Could not render the figure as {fmt.upper()} ({type(exc).__name__}: {exc}). "
-                          "Use the camera button above the plot for a PNG instead.") from None
+        from choreographer.browsers import Chromium  # kaleido's browser driver, installed with it
+    except ImportError:
+        return BrowserCheck(False, None, "kaleido is not installed (pip install kaleido)")
+    try:
+        path = Chromium.find_browser(skip_local=False)
+    except Exception as exc:  # a broken local download or registry: say so rather than crash the export
+        return BrowserCheck(False, None, f"the browser lookup failed ({type(exc).__name__}: {exc})")
+    if not path:
+        return BrowserCheck(False, None, "no Chrome or Chromium was found on PATH or in the usual places")
+    if not (Path(path).is_file() and os.access(path, os.X_OK)):
+        source = "BROWSER_PATH" if os.environ.get("BROWSER_PATH") == path else "the browser lookup"
+        return BrowserCheck(False, path, f"{source} points at {path}, which is not an executable file")
+    return BrowserCheck(True, path, f"found {path}")
 
 
-def _start_renderer() -> None:
-    """Keep one headless Chromium for all renders (~0.2 s each instead of ~2.5 s to start one per image)."""
-    global _renderer_started
-    if _renderer_started:
-        return
-    import kaleido
+def figure_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0,
+                 timeout_s: float = RENDER_TIMEOUT_S) -> bytes:
+    """The figure rendered by kaleido (headless Chromium) as PNG or SVG bytes (``scale`` is for PNG only).
 
-    kaleido.start_sync_server(silence_warnings=True)
-    atexit.register(kaleido.stop_sync_server, silence_warnings=True)
-    _renderer_started = True
+    Raises ExportError at once when there is no browser, and after ``timeout_s`` seconds when a render
+    hangs (the worker is then killed; the next call starts a fresh one).
+    """
+    if fmt not in IMAGE_FORMATS:
+        raise ExportError(f"Image format must be one of {IMAGE_FORMATS}, got {fmt!r}.")
+    check = browser_available()
+    if not check.available:
+        raise ExportError(f"PNG and SVG export needs Chrome or Chromium, and {check.reason}. {INSTALL_HINT}")
+    return _renderer.render(fig.to_json(), fmt, scale if fmt == "png" else 1, timeout_s, check.path)
+
+
+class _Renderer:
+    """One worker process (kaleido_worker.py) that keeps a headless browser between renders.
+
+    Starting a browser costs ~2.5 s, a render in a warm one ~0.2 s. A worker that does not answer in
+    time is killed and forgotten, so a stuck render never blocks the exports after it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one render at a time: they are heavy on 2 cores
+        self._proc: subprocess.Popen | None = None
+        self._browser = ""  # the browser the worker was started with
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._log: Any = None  # the worker's stderr (a temporary file), quoted when it fails
+
+    def render(self, figure_json: str, fmt: str, scale: float, timeout_s: float, browser: str) -> bytes:
+        request = json.dumps({"figure": figure_json, "format": fmt, "scale": scale}) + "\n"
+        with self._lock:
+            try:
+                proc = self._start(browser)
+                proc.stdin.write(request)
+                proc.stdin.flush()
+                line = self._replies.get(timeout=timeout_s)
+            except queue.Empty:
+                self._stop(kill=True)
+                raise ExportError(f"Rendering the figure as {fmt.upper()} took longer than {timeout_s:g} s and "
+                                  f"was stopped (the browser at {browser} may be stuck, or the "
+                                  f"machine overloaded). Try again; the camera button above each plot downloads "
+                                  f"a PNG without it.") from None
+            except OSError as exc:  # the worker could not start, or died before reading the request
+                line = None
+                cause = f"{type(exc).__name__}: {exc}"
+            else:
+                cause = ""
+            if line is None:
+                cause = cause or self._log_tail()
+                self._stop()
+                raise ExportError(f"The image renderer stopped without an answer ({cause}). {INSTALL_HINT}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise ExportError(f"Could not render the figure as {fmt.upper()} ({reply['error']}). "
+                              "Use the camera button above the plot for a PNG instead.")
+        return base64.b64decode(reply["image"])
+
+    def _start(self, browser: str) -> subprocess.Popen:
+        """The running worker, or a new one that renders with ``browser`` (the one browser_available found)."""
+        if self._proc is not None and self._proc.poll() is None and self._browser == browser:
+            return self._proc
+        self._stop()
+        self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        self._proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("kaleido_worker.py"))],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                      text=True, encoding="utf-8", env={**os.environ, "BROWSER_PATH": browser})
+        self._browser = browser
+        self._replies = queue.Queue()
+        threading.Thread(target=_pump, args=(self._proc.stdout, self._replies), daemon=True,
+                         name="gptlab-render-replies").start()
+        return self._proc
+
+    def _stop(self, kill: bool = False) -> None:
+        """End the worker: ask it to leave (closing stdin closes its browser), or kill it and its browser."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if not kill:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    kill = True
+            if kill:
+                _kill_tree(proc)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _log_tail(self) -> str:
+        if self._log is None:
+            return "no log"
+        self._log.seek(0)
+        lines = [line.strip() for line in self._log.read().splitlines() if line.strip()]
+        return lines[-1][-300:] if lines else "no log"
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the worker and the browser it started. The browser runs in a session of its own (kaleido's
+    driver starts it so) and would outlive the worker: on Linux its group is found in /proc and killed."""
+    groups = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state ppid pgrp ...
+        except (OSError, IndexError):
+            continue  # gone already, or not ours to read
+        if int(fields[1]) == proc.pid:
+            groups.add(int(fields[2]))
+    proc.kill()
+    proc.wait()
+    for group in groups:
+        try:
+            if group != os.getpgrp():  # a child still in our own group dies with the worker
+                os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _pump(stream, replies: queue.Queue) -> None:
+    """Move the worker's reply lines into a queue (read with a timeout there); None when it exits."""
+    for line in stream:
+        replies.put(line)
+    replies.put(None)
+
+
+_renderer = _Renderer()
+atexit.register(_renderer.close)
 
 
 def safe_name(text: str) -> str:
@@ -73,17 +226,42 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")[:80] or "gptlab"
 
 
-def write_exports(folder: str | Path, stem: str, fig: go.Figure, pattern: torch.Tensor, labels: Sequence[str],
-                  tokens: Sequence[str], meta: dict[str, Any] | None = None,
-                  images: Sequence[str] = IMAGE_FORMATS) -> dict[str, Path]:
-    """Write ``stem``.csv/.json (and the images asked for) into ``folder``; {format: path}."""
+def write_data(folder: str | Path, stem: str, pattern: torch.Tensor, labels: Sequence[str], tokens: Sequence[str],
+               meta: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``stem``.csv and ``stem``.json of a [query, key] pattern into ``folder``; {format: path}.
+
+    Needs no browser: this part of an export always works.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = safe_name(stem)
     paths = {"csv": folder / f"{stem}.csv", "json": folder / f"{stem}.json"}
     paths["csv"].write_text(attention_csv(pattern, labels), encoding="utf-8")
     paths["json"].write_text(attention_json(pattern, labels, tokens, meta), encoding="utf-8")
+    return paths
+
+
+def write_images(folder: str | Path, stem: str, fig: go.Figure, images: Sequence[str] = IMAGE_FORMATS,
+                 timeout_s: float = RENDER_TIMEOUT_S) -> dict[str, Path]:
+    """Write ``stem``.png/.svg (those in ``images``) of a figure into ``folder``; ExportError as figure_image."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_name(stem)
+    paths = {}
     for fmt in images:
+        image = figure_image(fig, fmt, timeout_s=timeout_s)
         paths[fmt] = folder / f"{stem}.{fmt}"
-        paths[fmt].write_bytes(figure_image(fig, fmt))
+        paths[fmt].write_bytes(image)
+    return paths
+
+
+def write_exports(folder: str | Path, stem: str, fig: go.Figure, pattern: torch.Tensor, labels: Sequence[str],
+                  tokens: Sequence[str], meta: dict[str, Any] | None = None,
+                  images: Sequence[str] = IMAGE_FORMATS) -> dict[str, Path]:
+    """Write CSV and JSON, then the images asked for, into ``folder``; {format: path}.
+
+    An ExportError from the images comes after the CSV and JSON are on disk.
+    """
+    paths = write_data(folder, stem, pattern, labels, tokens, meta)
+    paths.update(write_images(folder, stem, fig, images))
     return paths

@@ -11,9 +11,9 @@ import gradio as gr
 from gptlab import viz
 from gptlab.catalog import Catalog
 from gptlab.data import TINY_SHAKESPEARE, load_text
-from gptlab.errors import GptlabError
+from gptlab.errors import ExportError, GptlabError
 from gptlab.explore import attention_view
-from gptlab.export import write_exports
+from gptlab.export import write_data, write_images
 from gptlab.generate import generate
 from gptlab.heads import describe, label_heads, unit_for
 from gptlab.lens import logit_lens, rollout
@@ -188,10 +188,14 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         meta = {"model": model, "layer": layer, "head": head, "prompt": prompt, "dropped": view.dropped}
         folder = export_root() / uuid.uuid4().hex
         try:
-            paths = write_exports(folder, title, fig, view.patterns[layer][head], view.labels, view.tokens, meta)
+            paths = write_data(folder, title, view.patterns[layer][head], view.labels, view.tokens, meta)
         except GptlabError as exc:
             raise error(exc) from None
-        return [str(paths[k]) for k in ("png", "svg", "csv", "json")]
+        try:  # the images need a browser; without one the visitor still gets the CSV and JSON
+            paths.update(write_images(folder, title, fig))
+        except ExportError as exc:
+            gr.Warning(f"Exported CSV and JSON only. {exc}", duration=30)
+        return [str(paths[k]) for k in ("png", "svg", "csv", "json") if k in paths]
 
     # ---- 5. step-through generation ------------------------------------------------------------
     def step_fn(model, text, temperature, top_k, top_p, seed, teacher=False, live=None, ids=None):

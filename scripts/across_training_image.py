@@ -18,6 +18,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gptlab.errors import ExportError  # noqa: E402
 from gptlab.explore import attention_view  # noqa: E402
 from gptlab.export import figure_image  # noqa: E402
 from gptlab.heads import label_heads  # noqa: E402
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for fmt in ("png", "svg"):
-        out.with_suffix(f".{fmt}").write_bytes(figure_image(fig, fmt, scale=1.5))
+        try:
+            out.with_suffix(f".{fmt}").write_bytes(figure_image(fig, fmt, scale=1.5))
+        except ExportError as exc:  # no browser, or a render that hung: the message says what to do
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     print(f"wrote {out}.png and .svg (layer {layer}, head {head}, steps {[f[0].step for f in frames]})")
     return 0
 

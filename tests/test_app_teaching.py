@@ -13,13 +13,14 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from renderer_marks import NEEDS_RENDERER
 from teaching_shelf import SNAPSHOT_STEPS, make_shelf
 
 import app
 from gptlab import load_checkpoint
 from gptlab.catalog import Catalog
 from gptlab.explore import attention_view
-from gptlab.export import attention_csv
+from gptlab.export import attention_csv, browser_available
 from gptlab.heads import describe, label_heads
 
 PROMPT = "First Citizen:\nBefore we proceed"
@@ -93,6 +94,7 @@ def test_look_closer_labels_rollout_and_logit_lens(client):
         client.predict("live", PROMPT, 0, 0, -1, False, api_name="/closer")
 
 
+@NEEDS_RENDERER
 def test_export_gives_png_svg_csv_json_of_the_view(client, shelf):
     files = client.predict("gpt", "All:\nSpeak.", 0, 1, False, api_name="/export")
     by_ext = {f["path"].rsplit(".", 1)[-1]: f for f in files}
@@ -107,6 +109,20 @@ def test_export_gives_png_svg_csv_json_of_the_view(client, shelf):
     assert data["labels"] == view.labels and (data["layer"], data["head"]) == (0, 1)
     rows = list(csv.reader(io.StringIO(get(by_ext["csv"]).decode())))
     assert rows[0][1:] == view.labels
+
+
+@pytest.mark.timeout(120)  # the old export never returned here, and blocked every export after it
+def test_export_without_a_browser_gives_csv_and_json_in_seconds(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium-here"))  # the server runs in this process
+    browser_available.cache_clear()
+    try:
+        for _ in range(2):  # the second export is not stuck behind the first
+            start = time.monotonic()
+            files = client.predict("gpt", "All:\nSpeak.", 0, 1, False, api_name="/export")
+            assert time.monotonic() - start < 20
+            assert sorted(f["path"].rsplit(".", 1)[-1] for f in files) == ["csv", "json"]
+    finally:
+        browser_available.cache_clear()
 
 
 def test_step_through_adds_one_token_reproducibly(client):

@@ -1,18 +1,36 @@
-"""Export: CSV/JSON of an attention matrix with its labels, PNG/SVG through kaleido."""
+"""Export: CSV/JSON of an attention matrix with its labels, PNG/SVG through kaleido.
+
+Images need Chrome or Chromium; without one (pointed at a missing path here) export answers in
+seconds with what to install, a stuck browser is abandoned after the time limit, and CSV/JSON
+are still written.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from renderer_marks import NEEDS_RENDERER
 
 from gptlab import viz
-from gptlab.errors import GptlabError
+from gptlab.errors import ExportError, GptlabError
 from gptlab.explore import token_labels
-from gptlab.export import attention_csv, attention_json, figure_image, safe_name, write_exports
+from gptlab.export import (
+    attention_csv,
+    attention_json,
+    browser_available,
+    figure_image,
+    safe_name,
+    write_data,
+    write_exports,
+)
 
 TOKENS = list("a,a\n")
 LABELS = token_labels(TOKENS)
@@ -34,6 +52,7 @@ def test_json_round_trips_with_meta():
     assert sum(data["weights"][3]) == pytest.approx(1.0)
 
 
+@NEEDS_RENDERER
 def test_images_render_with_kaleido(tmp_path):
     fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
     paths = write_exports(tmp_path, "gpt · layer 1 · head 2", fig, PATTERN, LABELS, TOKENS)
@@ -48,3 +67,89 @@ def test_images_render_with_kaleido(tmp_path):
 def test_safe_names():
     assert safe_name("../../etc/passwd") == "etc-passwd"
     assert safe_name("") == "gptlab"
+
+
+@pytest.fixture
+def browser_at(monkeypatch):
+    """Point kaleido's browser lookup at a path (BROWSER_PATH, which it reads first) for one test."""
+    def point(path: Path) -> None:
+        monkeypatch.setenv("BROWSER_PATH", str(path))
+        browser_available.cache_clear()
+
+    yield point
+    browser_available.cache_clear()  # the next test looks again, with the environment restored
+
+
+@pytest.mark.timeout(60)  # the old export waited on kaleido's queue forever here
+def test_without_a_browser_export_says_what_to_install_in_seconds(tmp_path, browser_at):
+    browser_at(tmp_path / "no-chromium-here")
+    check = browser_available()
+    assert not check.available and "no-chromium-here" in check.reason
+    fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
+    for fmt in ("png", "svg"):
+        start = time.monotonic()
+        with pytest.raises(ExportError) as caught:
+            figure_image(fig, fmt)
+        assert time.monotonic() - start < 5
+        message = str(caught.value)
+        for hint in ("apt-get install chromium", "packages.txt", "camera button", "CSV and JSON"):
+            assert hint in message
+
+
+@pytest.mark.timeout(60)
+def test_without_a_browser_csv_and_json_are_still_written(tmp_path, browser_at):
+    browser_at(tmp_path / "no-chromium-here")
+    fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
+    with pytest.raises(ExportError, match="apt-get install chromium"):
+        write_exports(tmp_path / "all", "view", fig, PATTERN, LABELS, TOKENS)
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["view.csv", "view.json"]
+    paths = write_data(tmp_path / "data", "view", PATTERN, LABELS, TOKENS, {"layer": 1})
+    assert paths["csv"].read_text() == attention_csv(PATTERN, LABELS)
+    assert json.loads(paths["json"].read_text())["layer"] == 1
+
+
+def _processes_running(needle: str) -> list[str]:
+    """Command lines of live processes that mention ``needle`` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle in text and state != "Z":  # a zombie is dead already, only not yet reaped
+            found.append(text)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browser is a shell script; "
+                    "the leftover-process check reads /proc")
+@pytest.mark.timeout(90)
+def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path, browser_at):
+    stuck = tmp_path / "stuck-browser"  # starts like a browser, never speaks the DevTools protocol
+    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    browser_at(stuck)
+    fig = viz.attention_heatmap(PATTERN, LABELS, "stuck")
+    for _ in range(2):  # the second render is not blocked by the first one's leftovers
+        start = time.monotonic()
+        with pytest.raises(ExportError, match="took longer than 3 s"):
+            figure_image(fig, "svg", timeout_s=3)
+        assert time.monotonic() - start < 3 + 10  # the limit, plus killing the worker on a loaded machine
+    assert _processes_running(str(stuck)) == []  # neither the worker's browser nor its wrapper is left behind
+
+
+@NEEDS_RENDERER
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browser is a shell script")
+@pytest.mark.timeout(120)
+def test_export_works_again_after_a_stuck_browser(tmp_path, browser_at):
+    found = browser_available()
+    stuck = tmp_path / "stuck-browser"
+    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    browser_at(stuck)
+    fig = viz.attention_heatmap(PATTERN, LABELS, "again")
+    with pytest.raises(ExportError):
+        figure_image(fig, "svg", timeout_s=2)
+    browser_at(Path(found.path or os.devnull))
+    assert figure_image(fig, "svg").lstrip().startswith(b"<svg")

@@ -78,10 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         print(f"error: no checkpoints with metrics.json under {args.checkpoints}", file=sys.stderr)
         return 1
+    from gptlab.errors import ExportError
+    from gptlab.export import figure_image
     from gptlab.viz import ladder_chart
 
     args.chart.parent.mkdir(parents=True, exist_ok=True)
-    ladder_chart(models).write_image(str(args.chart), width=900, height=420, scale=1)
+    try:  # bounded: without a browser this fails in seconds and says what to install
+        args.chart.write_bytes(figure_image(ladder_chart(models).update_layout(width=900, height=420), "png", scale=1))
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     readme = args.readme.read_text(encoding="utf-8")
     section = render(args.checkpoints, args.chart.as_posix())
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
