@@ -31,6 +31,8 @@ from gptlab.catalog import CHECKPOINTS_ENV, TABLE_HEADERS, Catalog, hub_ids_from
 from gptlab.errors import GptlabError, UnknownCharactersError  # noqa: E402
 from gptlab.explore import attention_view  # noqa: E402
 from gptlab.generate import generate  # noqa: E402
+from gptlab.markdown import code_span  # noqa: E402
+from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, fit_builtin  # noqa: E402
 from gptlab.sampling import GenerationSettings  # noqa: E402
 from gptlab_app import TEACHER_CSS, add_teaching_tabs  # noqa: E402
 
@@ -50,7 +52,6 @@ STREAM_INTERVAL_S = 0.05  # send the growing text at most 20 times a second
 GENERATION_TIME_LIMIT_S = 60.0
 MAX_UPLOAD = "1mb"  # the app takes no files, but Gradio's /upload route is always open
 
-EXAMPLES = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be"]
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 CSS = ".token-note {font-size: 0.95em} #gen-out textarea, .cmp-out textarea {font-family: monospace}"
 
@@ -102,7 +103,10 @@ def _whole(value, name: str):
 def stream_text(catalog: Catalog, name: str, prompt: str, settings: GenerationSettings) -> Iterator[str]:
     """The prompt followed by the growing continuation, raising gr.Error on bad input."""
     checkpoint = _checkpoint(catalog, name)
-    text = prompt
+    fit = fit_builtin(checkpoint.tokenizer, prompt)  # an example fitted to this model; a visitor's own as typed
+    if fit.changed:
+        gr.Warning(f"{name}: {fit.note()}")
+    text = prompt = fit.text
     try:
         for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings,
                               max_new_tokens_limit=MAX_NEW_TOKENS):
@@ -181,15 +185,17 @@ def make_handlers(catalog: Catalog):
             raise gr.Error(f"head must be in 0..{config.n_head - 1} for {model}, got {head!r}.")
         if not isinstance(query, int):
             raise gr.Error(f"query position must be a whole number, got {query!r}.")
+        fit = fit_builtin(checkpoint.tokenizer, prompt)
         try:
-            view = attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
+            view = attention_view(checkpoint.model, checkpoint.tokenizer, fit.text)
         except GptlabError as exc:
             raise user_error(exc) from None
         n = len(view.ids)
         q = n - 1 if query < 0 or query >= n else query  # out of range means "the last token"
         patterns = view.patterns[layer]
+        note = attention_note(view, model, q, query)
         return (
-            attention_note(view, model, q, query),
+            note + (f"\n\n⚠️ {fit.note(code_span)}" if fit.changed else ""),
             plot(viz.attention_heatmap(patterns[head], view.labels, f"{model} · layer {layer} · head {head}")),
             plot(viz.head_grid(patterns, view.labels, f"All heads of layer {layer} (one colour scale)")),
             plot(viz.attention_heatmap(viz.head_average(patterns), view.labels, f"Layer {layer}: average of heads")),
@@ -211,13 +217,20 @@ def make_handlers(catalog: Catalog):
         return (gr.update(maximum=max(top_layer, 1), value=0, interactive=top_layer > 0),
                 gr.update(maximum=max(top_head, 1), value=0, interactive=top_head > 0))
 
+    def top_k_range_fn(name, top_k):
+        """The top-k slider up to the chosen model's vocabulary (at most MAX_TOP_K)."""
+        if name not in catalog.names:
+            return gr.update()
+        top = min(MAX_TOP_K, catalog.get(name).config.vocab_size)
+        return gr.update(maximum=top, value=top_k if isinstance(top_k, (int, float)) and 0 <= top_k <= top else 0)
+
     return dict(generate=generate_fn, compare=compare_fn, attention=attention_fn, models=models_fn,
-                info=info_fn, attention_ranges=attention_ranges_fn)
+                info=info_fn, attention_ranges=attention_ranges_fn, top_k_range=top_k_range_fn)
 
 
 def attention_note(view, model: str, q: int, asked: int) -> str:
     """What the model saw: token count, cropping, and which query position the bars are for."""
-    lines = [f"**{model}** sees {len(view.ids)} token(s) (context {view.block_size})."]
+    lines = [f"{code_span(model)} sees {len(view.ids)} token(s) (context {view.block_size})."]
     if view.cropped:
         lines.append(
             f"⚠️ The prompt was cropped to the model's context: the first {view.dropped} token(s) were "
@@ -225,10 +238,9 @@ def attention_note(view, model: str, q: int, asked: int) -> str:
         )
     if asked >= len(view.ids):
         lines.append(f"Query position {asked} is past the end; showing the last token instead.")
-    # double-backtick code spans, so a token that is itself a backtick still shows
-    lines.append(f"Tokens: {' '.join(f'`` {label} ``' for label in view.labels[:80])}"
+    lines.append(f"Tokens: {' '.join(code_span(label) for label in view.labels[:80])}"
                  + (" …" if len(view.labels) > 80 else ""))
-    lines.append(f"Next-token guesses shown for query **{view.labels[q]}**.")
+    lines.append(f"Next-token guesses shown for query {code_span(view.labels[q])}.")
     return "\n\n".join(lines)
 
 
@@ -250,8 +262,8 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
         gr.Markdown("# gptlab: a GPT from scratch, and a look inside")
         if not names:
             gr.Markdown(
-                f"### ⚠️ No models found\nNo checkpoint folders in `{checkpoints or '(none given)'}` and no Hub "
-                "models in `GPTLAB_HUB_MODELS`. Train one (`python -m train gpt`), then start the app with "
+                f"### ⚠️ No models found\nNo checkpoint folders in {code_span(checkpoints or '(none given)')} and "
+                "no Hub models in `GPTLAB_HUB_MODELS`. Train one (`python -m train gpt`), then start the app with "
                 "`--checkpoints DIR` or set `GPTLAB_CHECKPOINTS`.",
                 elem_id="no-models",
             )
@@ -260,9 +272,9 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1):
                     gen_model = gr.Dropdown(catalog.choices(), value=gpt_default, label="model", elem_id="gen-model")
-                    gen_prompt = gr.Textbox("ROMEO:\n", lines=3, label="prompt", elem_id="gen-prompt",
+                    gen_prompt = gr.Textbox(GENERATE_PROMPT, lines=3, label="prompt", elem_id="gen-prompt",
                                             max_length=MAX_PROMPT_CHARS)
-                    gr.Examples(EXAMPLES, inputs=[gen_prompt], label="examples (click one)")
+                    gr.Examples(list(EXAMPLES), inputs=[gen_prompt], label="examples (click one)")
                     gen_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=300, step=1, label="max new tokens")
                     gen_temp = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="temperature (0 = greedy)")
                     gen_topk = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="top-k (0 = off)")
@@ -278,11 +290,13 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
                 api_name="generate", concurrency_id="sample", concurrency_limit=SAMPLE_CONCURRENCY,
             )
             gen_stop.click(None, cancels=[gen_event], api_visibility="private")
+            gr.on([gen_model.change, demo.load], h["top_k_range"], [gen_model, gen_topk], gen_topk,
+                  api_visibility="private")
 
         with gr.Tab("Bigram vs GPT", id="compare"):
             gr.Markdown("One prompt, one seed, two models: the bigram sees one character; the GPT sees the context.")
             with gr.Row():
-                cmp_prompt = gr.Textbox("ROMEO:\n", lines=2, label="prompt", elem_id="cmp-prompt", scale=2,
+                cmp_prompt = gr.Textbox(GENERATE_PROMPT, lines=2, label="prompt", elem_id="cmp-prompt", scale=2,
                                         max_length=MAX_PROMPT_CHARS)
                 cmp_seed = gr.Number(1337, precision=0, label="seed (empty = random)", scale=1)
                 cmp_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=250, step=1, label="max new tokens", scale=1)
@@ -318,7 +332,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
                 with gr.Column(scale=1):
                     att_model = gr.Dropdown(catalog.choices(attn_names), value=catalog.default("gpt", attn_names),
                                             label="model", elem_id="att-model")
-                    att_prompt = gr.Textbox("ROMEO:\nWhat light", lines=3, label="prompt", elem_id="att-prompt",
+                    att_prompt = gr.Textbox(ATTENTION_PROMPT, lines=3, label="prompt", elem_id="att-prompt",
                                             max_length=MAX_PROMPT_CHARS)
                     att_layer = gr.Slider(0, max(max_layer, 1), value=0, step=1, label="layer", elem_id="att-layer")
                     att_head = gr.Slider(0, max(max_head, 1), value=0, step=1, label="head", elem_id="att-head")

@@ -17,13 +17,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gptlab.prompts import GENERATE_PROMPT, fit_text
+from gptlab.tokenizers import load_tokenizer
+
 from .common import REPO, Options, Row, judge, median, percentile
 from .models import DEFAULT_CHECKPOINT, default_model
 from .quality import corpus
 
 START_LIMIT_S = 180  # give up on a server that has not answered by then (a loaded machine is slow)
 TARGETS = {"start": 10.0, "attention_p50": 150.0, "first_token": 200.0}
-GEN_PROMPT = "ROMEO:\n"
 
 
 def free_port() -> int:
@@ -71,7 +73,7 @@ def wait_for_page(url: str, process: subprocess.Popen) -> float:
     raise RuntimeError(f"the app did not answer within {START_LIMIT_S} s")
 
 
-def requests(url: str, block_size: int, n: int, text: str) -> dict[str, Any]:
+def requests(url: str, block_size: int, n: int, text: str, gen_prompt: str) -> dict[str, Any]:
     from gradio_client import Client
 
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
@@ -85,10 +87,10 @@ def requests(url: str, block_size: int, n: int, text: str) -> dict[str, Any]:
         attention.append(time.perf_counter() - start)
     for _ in range(n):
         start = time.perf_counter()
-        job = client.submit("gpt", GEN_PROMPT, 20, 0.8, 0, 1.0, 0, api_name="/generate")
+        job = client.submit("gpt", gen_prompt, 20, 0.8, 0, 1.0, 0, api_name="/generate")
         first = None
         for text_so_far in job:  # each value is the prompt plus the text so far
-            if first is None and len(text_so_far) > len(GEN_PROMPT):
+            if first is None and len(text_so_far) > len(gen_prompt):
                 first = time.perf_counter() - start
         first_token.append(first if first is not None else float("nan"))
     client.close()
@@ -111,7 +113,9 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
         start_s = wait_for_page(url, process) - start
         start_load = Row("", None, "").load1
         text = _corpus_head(corpus(options))
-        timings = requests(url, model.config.block_size, n, text)
+        # the app's default prompt, without any character the served model has never seen
+        gen_prompt = fit_text(load_tokenizer(folder / "gpt"), GENERATE_PROMPT).text
+        timings = requests(url, model.config.block_size, n, text, gen_prompt)
         rss = peak_rss_mib(process.pid)
     except Exception:
         log.seek(0)

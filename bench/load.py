@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, LOOK_PROMPT
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_JSON = REPO / "bench" / "load_results.json"
 RESULTS_MD = REPO / "bench" / "LOAD.md"
-PROMPTS = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be",
-           "JULIET:\nWhat light", "All:\nSpeak, speak."]
+# the app's own examples and defaults: the app fits them to any model it serves (gptlab.prompts)
+PROMPTS = [*EXAMPLES, ATTENTION_PROMPT, LOOK_PROMPT]
 ENDPOINTS = ("/generate", "/compare", "/attention")
 MIX = (0.5, 0.25, 0.25)  # a class mostly generates; a quarter compares, a quarter looks at attention
 ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .markdown import code_block, code_span
 from .models import ModelConfig
 
 RUNG_DESCRIPTIONS = {
@@ -38,7 +39,7 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         f"| layers / heads / width / context | {config.n_layer} / {config.n_head} / {config.n_embd} "
         f"/ {config.block_size} |",
         f"| tokenizer | {info.get('tokenizer', '?')} ({config.vocab_size} tokens) |",
-        f"| data | {metrics.get('data', info.get('data', '?'))} |",
+        f"| data | {code_span(str(metrics.get('data', info.get('data', '?'))), in_table=True)} |",
     ]
     if val is not None:
         bits = val / math.log(2)
@@ -48,9 +49,9 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
     if metrics.get("train_time_s") is not None:
         lines.append(f"| training time | {metrics['train_time_s'] / 60:.1f} min on {metrics.get('hardware', '?')} |")
     if metrics.get("command"):
-        lines += ["", "Made with:", "", "```", metrics["command"], "```"]
-    if metrics.get("sample"):
-        lines += ["", "A sample:", "", "```", metrics["sample"].strip(), "```"]
+        lines += ["", "Made with:", "", code_block(metrics["command"])]
+    if metrics.get("sample"):  # model text: a fence longer than any run of backticks in it
+        lines += ["", "A sample:", "", code_block(metrics["sample"].strip())]
     lines += [
         "",
         "Load it with `gptlab.load_checkpoint(path_or_repo_id)`; files are safetensors and JSON only.",

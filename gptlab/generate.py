@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from .errors import SettingsError
+from .prompts import sample_start
 from .sampling import MAX_NEW_TOKENS, GenerationSettings, sample
 from .tokenizers import Errors, IncrementalDecoder, Tokenizer
-
-EMPTY_PROMPT = "\n"  # an empty prompt starts the text on a fresh line, as the tutorials do
 
 
 @torch.no_grad()
@@ -63,7 +62,8 @@ def generate(
     says to drop or replace them) and SettingsError for out-of-range settings, before any work.
     """
     settings.validate(max_new_tokens_limit)
-    ids = tokenizer.encode(prompt, errors) or tokenizer.encode(EMPTY_PROMPT, "replace")
+    # an empty prompt starts on a fresh line, as the tutorials do (or where the model can start)
+    ids = tokenizer.encode(prompt, errors) or tokenizer.encode(sample_start(tokenizer))
     yield from stream_text(tokenizer, generate_ids(model, ids, settings, use_cache))
 
 

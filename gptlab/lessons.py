@@ -8,6 +8,7 @@ the model that best fits that label on the lesson's prompt is used (found the sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ import torch
 
 from .errors import InputError
 from .heads import HeadLabel, describe
+from .markdown import code_span
 
 MAX_EXTEND = 200  # tokens a lesson may generate after its prompt before drawing
 
@@ -97,14 +99,19 @@ def view_from_query(params: Mapping[str, str], default_lesson: str = "previous-c
 
 
 def resolve_head(labels: list[list[HeadLabel]], layer: int, head: int, find: str) -> tuple[int, int]:
-    """The (layer, head) to show: the given one, or the head that best fits ``find`` (ties: lowest)."""
+    """The (layer, head) to show: what is given (>= 0) is kept; what is left open (-1) is searched.
+
+    A layer alone: the head of that layer that best fits ``find``; a head alone: the layer where
+    that head fits best; neither: every head. Ties go to the lowest layer, then head; with nothing
+    to look for (or no head scorable), an open layer or head is 0.
+    """
     if layer >= 0 and head >= 0:
         return layer, head
-    if not find:
+    candidates = [lab for row in labels for lab in row
+                  if layer in (-1, lab.layer) and head in (-1, lab.head)
+                  and lab.scores.get(find, math.nan) == lab.scores.get(find, math.nan)]  # NaN: not scorable
+    if not find or not candidates:
         return max(layer, 0), max(head, 0)
-    candidates = [lab for row in labels for lab in row if lab.scores.get(find) == lab.scores.get(find)]
-    if not candidates:
-        return 0, 0
     best = max(candidates, key=lambda lab: (lab.scores[find], -lab.layer, -lab.head))
     return best.layer, best.head
 
@@ -112,7 +119,8 @@ def resolve_head(labels: list[list[HeadLabel]], layer: int, head: int, find: str
 def caption(pattern: torch.Tensor, tokens: list[str], labels: list[str], label: HeadLabel,
             unit: str = "character") -> str:
     """'What to look for', computed from the head's pattern: its label sentence, how far back it
-    looks on average, and the key that receives the most attention."""
+    looks on average, and the key that receives the most attention (Markdown: the key's label is a
+    code span, so a token such as ``*`` shows as itself)."""
     n = pattern.size(0)
     q = torch.arange(n)[:, None].float()
     k = torch.arange(n)[None, :].float()
@@ -122,7 +130,7 @@ def caption(pattern: torch.Tensor, tokens: list[str], labels: list[str], label: 
     top = int(received[: max(1, n - 3)].argmax())  # ignore the last few keys, seen by few queries
     sentences = [describe(label, unit)]
     sentences.append(f"On average it looks back {lookback:.1f} {unit}s.")
-    sentences.append(f"The key that draws the most attention is {labels[top]} "
+    sentences.append(f"The key that draws the most attention is {code_span(labels[top])} "
                      f"({float(received[top]):.0%} of the weight of each row that can see it).")
     return " ".join(sentences)
 

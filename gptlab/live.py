@@ -21,6 +21,7 @@ from .data import TokenSplits, get_batch
 from .errors import GptlabError, InputError
 from .generate import generate
 from .models import ModelConfig, build_model
+from .prompts import sample_start
 from .sampling import GenerationSettings
 from .tokenizers import CharTokenizer
 
@@ -115,6 +116,7 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
         generator = torch.Generator().manual_seed(config.seed)
     probe = _probe(text, block)
+    sample_from = sample_start(tokenizer)  # a pasted paragraph may hold no newline
     history: list[dict[str, float]] = []
     step, start = 0, clock()
 
@@ -124,7 +126,7 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
             history.append({"step": step, "time_s": round(clock() - start, 2),
                             **_losses(model, splits, block, config)})
             settings = GenerationSettings(max_new_tokens=config.sample_tokens, temperature=0.8, seed=config.seed)
-            sample = "".join(generate(model, tokenizer, "\n", settings))
+            sample = "".join(generate(model, tokenizer, sample_from, settings))
             model.train()
         return LiveReport(step, clock() - start, list(history), sample, model, tokenizer, probe, done, reason, config)
 

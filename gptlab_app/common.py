@@ -9,6 +9,8 @@ from gptlab import viz
 from gptlab.catalog import Catalog
 from gptlab.checkpoint import Checkpoint
 from gptlab.errors import GptlabError, UnknownCharactersError
+from gptlab.markdown import code_span
+from gptlab.prompts import fit_builtin
 from gptlab.viz_teach import teacher_style
 
 LIVE = "live"  # the dropdown value of the visitor's own live-trained model
@@ -47,6 +49,29 @@ def checked_prompt(prompt: str | None) -> str:
     if len(prompt) > MAX_PROMPT_CHARS:
         raise gr.Error(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
     return prompt
+
+
+def fitted_prompt(tokenizer, prompt: str) -> tuple[str, str]:
+    """(the text to run, a Markdown note): a built-in prompt loses the characters this model never saw
+    (the note says which; '' when none); a visitor's own prompt is kept as typed."""
+    fit = fit_builtin(tokenizer, prompt)
+    return fit.text, (f"⚠️ {fit.note(code_span)}" if fit.changed else "")
+
+
+def picker_updates(config, layer=None, head=None) -> tuple[dict, dict]:
+    """Layer and head sliders fitted to a model's config; a value still in range is kept, else 0.
+
+    A slider from 0 to 0 cannot be drawn: it keeps 0..1 and is locked when there is one choice.
+    ``config`` None (no such model yet) leaves both sliders as they are.
+    """
+    if config is None:
+        return gr.update(), gr.update()
+
+    def fit(value, top: int) -> dict:
+        keep = isinstance(value, (int, float)) and 0 <= value <= top and float(value).is_integer()
+        return gr.update(maximum=max(top, 1), value=int(value) if keep else 0, interactive=top > 0)
+
+    return fit(layer, config.n_layer - 1), fit(head, config.n_head - 1)
 
 
 def whole(value, name: str, low: int, high: int) -> int:

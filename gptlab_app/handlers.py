@@ -19,6 +19,8 @@ from gptlab.heads import describe, label_heads, unit_for
 from gptlab.lens import logit_lens, rollout
 from gptlab.lessons import LESSONS, LessonView, caption, find_for, resolve_head, view_from_query
 from gptlab.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
+from gptlab.markdown import code_span
+from gptlab.prompts import fit_builtin, sample_start
 from gptlab.sampling import GenerationSettings
 from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training, snapshot_sample
 from gptlab.stepper import step_once
@@ -33,9 +35,10 @@ from gptlab.viz_teach import (
     training_strip,
 )
 
-from .common import checked_prompt, error, get_model, plot, whole
+from .common import LIVE, checked_prompt, error, fitted_prompt, get_model, picker_updates, plot, whole
 
 LIVE_CAP = 2  # live trainings at once on the whole server: each takes one CPU thread
+STEP_TOP_K = 100  # Step through's top-k slider: at most this, or the vocabulary if smaller
 LIVE_REPORT_S = 3.0
 SAMPLE_TOKENS = 160
 
@@ -97,19 +100,23 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         except GptlabError as exc:
             raise error(exc) from None
         layer, head = _pick(checkpoint.config, layer, head)
+        prompt, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)
         view = _view(checkpoint, prompt)
         labels = label_heads(view.patterns, view.tokens, view.ids)
         unit = unit_for(checkpoint.tokenizer.kind)
         sample = snapshot_sample(checkpoint, snap.step)
         if sample is None:  # none stored: a short seeded sample, the same for every visitor
             settings = GenerationSettings(max_new_tokens=SAMPLE_TOKENS, temperature=0.8, seed=1337)
-            sample = "".join(generate(checkpoint.model, checkpoint.tokenizer, "\n", settings))
+            sample = "".join(generate(checkpoint.model, checkpoint.tokenizer, sample_start(checkpoint.tokenizer),
+                                      settings))
         try:
             frames = head_across_training(found, cache, prompt, layer, head)
         except GptlabError as exc:
             raise error(exc) from None
         note = (f"**Snapshot {min(index, len(found) - 1) + 1} of {len(found)}: {snap.label}** "
                 f"(steps saved: {', '.join(f'{s.step:,}' for s in found)})")
+        if fit_note:
+            note += f"\n\n{fit_note}"
         title = f"step {snap.step:,} · layer {layer} · head {head}"
         return (
             note,
@@ -151,6 +158,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, live)
         layer, head = _pick(checkpoint.config, layer, head)
+        prompt, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)
         view = _view(checkpoint, prompt)
         n = len(view.ids)
         position = whole(position, "position", -1, 10**6)
@@ -161,7 +169,8 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         lens = logit_lens(checkpoint.model, checkpoint.tokenizer, view.ids, q)
         sentence = describe(labels[layer][head], unit)
         return (
-            f"{sentence}\n\nRollout and logit lens for position **{view.labels[q]}**.",
+            f"{sentence}\n\nRollout and logit lens for position {code_span(view.labels[q])}."
+            + (f"\n\n{fit_note}" if fit_note else ""),
             plot(viz.attention_heatmap(view.patterns[layer][head], view.labels,
                                        f"{model} · layer {layer} · head {head}"), teacher),
             plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
@@ -178,6 +187,10 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, live)
         layer, head = _pick(checkpoint.config, layer, head)
+        fit = fit_builtin(checkpoint.tokenizer, prompt)
+        if fit.changed:  # the files are the answer here: the note goes to a toast
+            gr.Warning(fit.note())
+        prompt = fit.text
         view = _view(checkpoint, prompt)
         title = f"{model} · layer {layer} · head {head}"
         fig = viz.attention_heatmap(view.patterns[layer][head], view.labels, title)
@@ -206,6 +219,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         """
         text = checked_prompt(text)
         checkpoint = get_model(catalog, model, live)
+        text, fit_note = fitted_prompt(checkpoint.tokenizer, text)
         try:
             settings = GenerationSettings(max_new_tokens=1, temperature=temperature,
                                           top_k=whole(top_k, "top_k", 0, 1000), top_p=top_p,
@@ -214,12 +228,14 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
                              ids=ids if isinstance(ids, list) else None)
         except GptlabError as exc:
             raise error(exc) from None
-        note = (f"Picked **`{step.token}`** with probability {step.chosen_p:.1%} under your settings "
+        note = (f"Picked {code_span(step.token)} with probability {step.chosen_p:.1%} under your settings "
                 f"(grey bars: the model at temperature 1; coloured: after temperature {temperature}, "
                 f"top-k {settings.top_k or 'off'}, top-p {settings.top_p if settings.top_p < 1 else 'off'}).")
         if step.held_back:
             note += (f"\n\nThe bytes {' '.join(f'{b:02X}' for b in step.held_back)} begin a character that needs "
                      "more bytes: it joins the text when the token holding its last byte comes.")
+        if fit_note:
+            note += f"\n\n{fit_note}"
         return (
             step.text,
             note,
@@ -249,11 +265,11 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         extend = whole(extend, "extend", 0, 200)
         layer = whole(layer, "layer", -1, config.n_layer - 1)
         head = whole(head, "head", -1, config.n_head - 1)
-        text = prompt
+        text, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)  # the link keeps the lesson's own prompt
         if extend:
             settings = GenerationSettings(max_new_tokens=extend, temperature=0.8, seed=seed)
             try:
-                text += "".join(generate(checkpoint.model, checkpoint.tokenizer, prompt, settings))
+                text += "".join(generate(checkpoint.model, checkpoint.tokenizer, text, settings))
             except GptlabError as exc:
                 raise error(exc) from None
         view = _view(checkpoint, text)
@@ -266,6 +282,8 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         lesson = LESSONS.get(lesson_id)
         if lesson is not None:
             text_caption = f"**{lesson.title.rstrip('.?!')}.** Look for {lesson.look_for}\n\n{text_caption}"
+        if fit_note:
+            text_caption += f"\n\n{fit_note}"
         resolved = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
         return (
             text_caption,
@@ -297,10 +315,52 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         except gr.Error:
             return tuple(gr.skip() for _ in range(6))
 
+    # ---- pickers that follow the chosen model ------------------------------------------------------
+    def config_of(model, live=None):
+        """The chosen model's config, or None while there is none (the live model before training)."""
+        if model == LIVE:
+            return live.config if live is not None else None
+        return catalog.get(model).config if model in catalog.attention_names else None
+
+    def across_pickers_fn(layer, head):
+        """Across training's layer and head sliders fitted to the model the snapshots are of."""
+        found = snapshots()
+        try:
+            config = cache.get(found[-1]).config if found else None
+        except GptlabError:
+            config = None  # a snapshot being rewritten: the draw that follows says so
+        return picker_updates(config, layer, head)
+
+    def closer_pickers_fn(model, layer, head, live=None):
+        """Look closer's layer and head sliders fitted to the chosen model."""
+        return picker_updates(config_of(model, live), layer, head)
+
+    def lesson_pickers_fn(model, layer, head):
+        """The lesson's layer and head fields (-1 = best) bounded by the chosen model; a value it lacks is -1."""
+        config = config_of(model)
+        if config is None:
+            return gr.update(), gr.update()
+
+        def fit(value, top: int) -> dict:
+            keep = isinstance(value, (int, float)) and -1 <= value <= top and float(value).is_integer()
+            return gr.update(maximum=top, value=int(value) if keep else -1)
+
+        return fit(layer, config.n_layer - 1), fit(head, config.n_head - 1)
+
+    def step_top_k_fn(model, top_k, live=None):
+        """Step through's top-k slider up to this model's vocabulary (at most STEP_TOP_K)."""
+        config = config_of(model, live)
+        if config is None:
+            return gr.update()
+        top = min(STEP_TOP_K, config.vocab_size)
+        keep = isinstance(top_k, (int, float)) and 0 <= top_k <= top
+        return gr.update(maximum=top, value=top_k if keep else 0)
+
     return dict(across=across_fn, across_steps=across_steps_fn, live=live_fn, live_stop=live_stop_fn,
                 closer=closer_fn, export=export_fn, step=step_fn, lesson_fields=lesson_fields_fn,
                 lesson=lesson_fn, lesson_on_load=lesson_on_load_fn, restore=restore_fn, slots=slots,
-                snapshots=snapshots)
+                snapshots=snapshots, across_pickers=across_pickers_fn, closer_pickers=closer_pickers_fn,
+                lesson_pickers=lesson_pickers_fn, step_top_k=step_top_k_fn)
 
 
 def _live_outputs(report):

@@ -7,11 +7,12 @@ import gradio as gr
 from gptlab.catalog import Catalog
 from gptlab.lessons import lesson_choices
 from gptlab.live import MAX_CHARS, MAX_SECONDS
+from gptlab.prompts import GENERATE_PROMPT, LOOK_PROMPT
 
 from .common import LIVE, MAX_PROMPT_CHARS, TEACH_CONCURRENCY, model_choices
 from .handlers import LIVE_CAP, make_teaching_handlers
 
-DEFAULT_PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"
+DEFAULT_PROMPT = LOOK_PROMPT  # fitted to the chosen model when it lacks a character (gptlab.prompts)
 # Teacher mode: the body gets this class (a checkbox in the Lessons tab, or ?teacher=1 in the URL).
 TEACHER_CSS = """
 body.gptlab-teacher, body.gptlab-teacher .gradio-container {background: #ffffff !important; color: #111 !important;
@@ -37,6 +38,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
     max_layer = max((c.n_layer for c in configs), default=1) - 1
     max_head = max((c.n_head for c in configs), default=1) - 1
     teach = dict(concurrency_id="teach", concurrency_limit=TEACH_CONCURRENCY)
+    on_load = [demo.load] if demo is not None else []  # pickers fitted to the default model per visitor
 
     def sliders(prefix: str):
         layer = gr.Slider(0, max(max_layer, 1), value=0, step=1, label="layer", elem_id=f"{prefix}-layer")
@@ -71,6 +73,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         for slider in (ac_step, ac_layer, ac_head):
             slider.release(h["across"], ac_in, ac_out, api_visibility="private", **teach)
         across_tab.select(h["across_steps"], None, ac_step, api_name="across_steps").then(
+            h["across_pickers"], [ac_layer, ac_head], [ac_layer, ac_head], api_visibility="private").then(
             h["across"], ac_in, ac_out, api_visibility="private", **teach)
 
     with gr.Tab("Watch it learn", id="live"):
@@ -127,6 +130,9 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         cl_btn.click(h["closer"], cl_in, cl_out, api_name="closer", **teach)
         cl_layer.release(h["closer"], cl_in, cl_out, api_visibility="private", **teach)
         cl_head.release(h["closer"], cl_in, cl_out, api_visibility="private", **teach)
+        # the sliders follow the chosen model (and the visitor's live model once it is trained)
+        gr.on([cl_model.change, live_state.change, *on_load], h["closer_pickers"],
+              [cl_model, cl_layer, cl_head, live_state], [cl_layer, cl_head], api_visibility="private")
         cl_export.click(h["export"], [cl_model, cl_prompt, cl_layer, cl_head, teacher, live_state], cl_files,
                         api_name="export", concurrency_id="export", concurrency_limit=1)
 
@@ -136,7 +142,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         with gr.Row():
             with gr.Column(scale=1):
                 st_model = gr.Dropdown(model_choices(catalog), value=default, label="model", elem_id="step-model")
-                st_text = gr.Textbox("ROMEO:\n", lines=4, label="text so far", elem_id="step-text",
+                st_text = gr.Textbox(GENERATE_PROMPT, lines=4, label="text so far", elem_id="step-text",
                                      max_length=MAX_PROMPT_CHARS)
                 st_temp = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="temperature (0 = greedy)")
                 st_topk = gr.Slider(0, 100, value=0, step=1, label="top-k (0 = off)")
@@ -152,7 +158,9 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         st_ids = gr.State(None)  # the tokens behind the text: a character split over byte tokens waits whole
         st_next.click(h["step"], [st_model, st_text, st_temp, st_topk, st_topp, st_seed, teacher, live_state,
                                   st_ids], [st_text, st_note, st_bars, st_attn, st_ids], api_name="step", **teach)
-        st_reset.click(lambda: ("ROMEO:\n", None), None, [st_text, st_ids], api_visibility="private")
+        st_reset.click(lambda: (GENERATE_PROMPT, None), None, [st_text, st_ids], api_visibility="private")
+        gr.on([st_model.change, live_state.change, *on_load], h["step_top_k"], [st_model, st_topk, live_state],
+              st_topk, api_visibility="private")
 
     with gr.Tab("Lessons", id="lessons"):
         gr.Markdown("Ready-made views for a class. Each lesson draws the same heatmaps every time; the link "
@@ -186,6 +194,8 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         ls_teacher.change(lambda on: on, ls_teacher, teacher, api_visibility="private")
         ls_teacher.input(h["lesson"], ls_in, ls_out, api_visibility="private", **teach)  # restyle the view
         ls_teacher.change(None, ls_teacher, None, js=TEACHER_JS, api_visibility="private")
+        ls_model.change(h["lesson_pickers"], [ls_model, ls_layer, ls_head], [ls_layer, ls_head],
+                        api_visibility="private")
         if demo is not None:
             restored = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
             demo.load(h["restore"], None, restored, api_visibility="private").then(

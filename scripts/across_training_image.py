@@ -23,10 +23,9 @@ from gptlab.explore import attention_view  # noqa: E402
 from gptlab.export import figure_image  # noqa: E402
 from gptlab.heads import label_heads  # noqa: E402
 from gptlab.lessons import resolve_head  # noqa: E402
+from gptlab.prompts import LOOK_PROMPT, fit_text  # noqa: E402
 from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training  # noqa: E402
 from gptlab.viz_teach import training_strip  # noqa: E402
-
-PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     cache = SnapshotCache()
     last = cache.get(snapshots[-1])
-    view = attention_view(last.model, last.tokenizer, PROMPT)
+    fit = fit_text(last.tokenizer, LOOK_PROMPT)  # the app's Across training prompt, as this model can read it
+    if fit.changed:
+        print(f"note: {fit.note()}")
+    view = attention_view(last.model, last.tokenizer, fit.text)
     layer, head = resolve_head(label_heads(view.patterns, view.tokens, view.ids), args.layer, args.head, "previous")
-    frames = head_across_training(snapshots, cache, PROMPT, layer, head)
+    frames = head_across_training(snapshots, cache, fit.text, layer, head)
     fig = training_strip(frames, f"Layer {layer}, head {head} of the GPT while it trains "
                                  f"(prompt: “ROMEO: But soft, what light…”)")
     fig.update_layout(width=1400, height=360)

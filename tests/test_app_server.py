@@ -96,7 +96,7 @@ def test_attention_plots_match_the_library(client, shelf):
     assert "average" in json.loads(average["plot"])["layout"]["title"]["text"]
     bar = json.loads(bars["plot"])
     assert [y.strip() for y in bar["data"][0]["y"]] == [t for t, _ in view.predictions[4]]
-    assert "query **4:↵**" in note and "cropped" not in note
+    assert "query `4:↵`" in note and "cropped" not in note
 
 
 def test_attention_reports_cropping(client):

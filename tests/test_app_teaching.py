@@ -1,11 +1,14 @@
 """The teaching tabs through gradio_client: across training, live training (bounds under concurrent
-visitors), look closer (labels, rollout, logit lens), export, step-through, lessons."""
+visitors), look closer (labels, rollout, logit lens), export, step-through, lessons; and every tab's
+built-in prompts and Markdown notes on models unlike the shipped ones."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,8 +16,9 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from markdown_it import MarkdownIt
 from renderer_marks import NEEDS_RENDERER
-from teaching_shelf import SNAPSHOT_STEPS, make_shelf
+from teaching_shelf import PARAGRAPH, SNAPSHOT_STEPS, make_foreign_shelf, make_shelf
 
 import app
 from gptlab import load_checkpoint
@@ -22,6 +26,8 @@ from gptlab.catalog import Catalog
 from gptlab.explore import attention_view
 from gptlab.export import attention_csv, browser_available
 from gptlab.heads import describe, label_heads
+from gptlab.lessons import LESSONS, resolve_head
+from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, LOOK_PROMPT, fit_text
 
 PROMPT = "First Citizen:\nBefore we proceed"
 
@@ -83,7 +89,7 @@ def test_across_training_slider_walks_the_snapshots(client, shelf):
 
 def test_look_closer_labels_rollout_and_logit_lens(client):
     sentence, heat, grid, roll, bar, lens = client.predict("gpt", PROMPT, 1, 2, 4, False, api_name="/closer")
-    assert sentence.startswith("Layer 1, head 2 ") and "position **4:t**" in sentence
+    assert sentence.startswith("Layer 1, head 2 ") and "position `4:t`" in sentence
     assert len(plot_json(grid)["data"]) == 4
     assert "rollout" in plot_json(roll)["layout"]["title"]["text"].lower()
     assert plot_json(bar)["layout"]["title"]["text"] == "What flows into 4:t"
@@ -208,3 +214,100 @@ def test_live_refuses_bad_input(client):
         client.predict("My text", "too short", 5, api_name="/live")
     with pytest.raises(AppError, match="greater than maximum value 60"):
         client.predict("My text", "x" * 2000, 600, api_name="/live")
+
+
+def test_a_lesson_given_a_layer_or_a_head_searches_only_the_rest(client, shelf):
+    """?lesson=speaker&layer=L keeps layer L and finds its best head; a head alone finds its layer (kind 9)."""
+    prompt = LESSONS["speaker"].prompt
+    ck = load_checkpoint(shelf / "gpt")
+    view = attention_view(ck.model, ck.tokenizer, prompt)
+    labels = label_heads(view.patterns, view.tokens)
+    score = lambda layer, head: labels[layer][head].scores["speaker"]  # noqa: E731
+    best_layer, best_head = resolve_head(labels, -1, -1, "speaker")
+    layer = 1 - best_layer  # the tiny GPT has two layers: ask for the one the overall best is not in
+    caption, *_, got_layer, got_head, link = client.predict("speaker", "gpt", prompt, 0, 0, layer, -1, False,
+                                                            api_name="/lesson")
+    assert (got_layer, got_head) == (layer, max(range(4), key=lambda h: (score(layer, h), -h)))
+    assert f"Layer {layer}, head {got_head} " in caption and f"layer={layer}&head={got_head}" in link
+    head = (best_head + 1) % 4
+    *_, got_layer, got_head, _ = client.predict("speaker", "gpt", prompt, 0, 0, -1, head, False, api_name="/lesson")
+    assert (got_layer, got_head) == (max(range(2), key=lambda la: (score(la, head), -la)), head)
+
+
+# ---- models unlike the shipped ones: few characters, Markdown characters, other shapes ----------------
+MD = MarkdownIt("commonmark")
+
+
+def inline_codes(markdown: str) -> list[str]:
+    """The text of every code span as Markdown renders it."""
+    return [html.unescape(part.split("</code>")[0]) for part in MD.render(markdown).split("<code>")[1:]]
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    """(a client, the shelf) of an app serving models of one paragraph and of Markdown characters."""
+    shelf = make_foreign_shelf(tmp_path_factory)
+    demo = app.build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_options(shelf))
+    yield client_for(url), shelf
+    demo.close()
+
+
+def test_built_in_prompts_run_on_a_model_of_one_paragraph(foreign):
+    """Each tab's default, example and lesson prompt runs on models that know one paragraph's characters
+    and says what it left out; a visitor's own prompt still gets the unknown-character error (kind 1)."""
+    client, shelf = foreign
+    tokenizer = load_checkpoint(shelf / "gpt").tokenizer
+    fitted = lambda text: fit_text(tokenizer, text).text  # noqa: E731
+    for prompt in (GENERATE_PROMPT, *EXAMPLES):
+        for model in ("gpt", "bigram"):
+            text = client.predict(model, prompt, 8, 0.8, 0, 1.0, 1, api_name="/generate")
+            assert text.startswith(fitted(prompt)) and len(text) == len(fitted(prompt)) + 8
+    left, right = client.predict("bigram", "gpt", GENERATE_PROMPT, 8, 0.8, 1, api_name="/compare")
+    assert left.startswith(":") and right.startswith(":") and len(left) == len(right) == 9
+    note, heat, *_ = client.predict("gpt", ATTENTION_PROMPT, 0, 1, -1, api_name="/attention")
+    assert "never seen" in note and len(plot_json(heat)["data"][0]["x"]) == len(fitted(ATTENTION_PROMPT))
+    note, _, _, sample, *_ = client.predict(LOOK_PROMPT, 0, 1, 1, False, api_name="/across")
+    assert "never seen" in note and sample and set(sample) <= set(PARAGRAPH)  # no stored sample: made here
+    sentence, *_ = client.predict("gpt", LOOK_PROMPT, 0, 1, -1, False, api_name="/closer")
+    assert sentence.startswith("Layer 0, head 1 ") and "never seen" in sentence
+    assert len(client.predict("gpt", LOOK_PROMPT, 0, 1, False, api_name="/export")) == 4
+    text, note, *_ = client.predict("gpt", GENERATE_PROMPT, 1.0, 0, 1.0, 1, False, api_name="/step")
+    assert text.startswith(":") and len(text) == 2 and "never seen" in note
+    for lesson in LESSONS.values():
+        caption, heat, *_ = client.predict(lesson.id, "gpt", lesson.prompt, lesson.seed, lesson.extend,
+                                           lesson.layer, lesson.head, False, api_name="/lesson")
+        assert ("never seen" in caption) == (set(lesson.prompt) - set(PARAGRAPH) != set()), lesson.id
+        assert plot_json(heat)["data"][0]["type"] == "heatmap"
+    for call in (("gpt", "ROMEO, art thou", 8, 0.8, 0, 1.0, 1, "/generate"),
+                 ("gpt", "ROMEO, art thou", 0, 0, -1, False, "/closer"),
+                 ("gpt", "ROMEO, art thou", 1.0, 0, 1.0, 1, False, "/step")):
+        with pytest.raises(AppError, match="never seen these characters: 'R', 'O', 'M', 'E'"):
+            client.predict(*call[:-1], api_name=call[-1])
+
+
+def test_watch_it_learn_trains_on_a_pasted_paragraph_and_its_model_reads_the_defaults(foreign):
+    client = client_for(foreign[0].src)  # a visitor of its own: the live model is per visitor
+    status, loss, sample, heat = client.predict("My text", PARAGRAPH, 2, api_name="/live")
+    assert "done (time limit)" in status and sample and set(sample) <= set(PARAGRAPH)
+    sentence, *_ = client.predict("live", LOOK_PROMPT, 1, 3, -1, False, api_name="/closer")
+    assert sentence.startswith("Layer 1, head 3 ") and "never seen" in sentence
+    text, note, *_ = client.predict("live", GENERATE_PROMPT, 1.0, 0, 1.0, 1, False, api_name="/step")
+    assert text.startswith(":") and "never seen" in note
+
+
+def test_model_text_shows_as_itself_in_every_note(foreign):
+    """Tokens that are Markdown syntax (` * _) show verbatim in every note, caption and sentence (kind 7)."""
+    client, _ = foreign
+    text, note, *_ = client.predict("markup", "a", 0.0, 0, 1.0, 1, False, api_name="/step")
+    assert text == "a`" and inline_codes(note)[0] == "`" and "<strong>" not in MD.render(note)
+    note, *_ = client.predict("markup", "a`b*", 0, 0, -1, api_name="/attention")
+    assert inline_codes(note) == ["markup", "0:a", "1:`", "2:b", "3:*", "3:*"]  # model, tokens, query
+    assert "<em>" not in MD.render(note) and "<strong>" not in MD.render(note)
+    sentence, *_ = client.predict("markup", "a`b*c_", 1, 3, -1, False, api_name="/closer")
+    assert inline_codes(sentence)[-1] == "5:_"
+    caption, *_ = client.predict("previous-char", "markup", "a`b*c_d[e]f#g a`b*c_d", 0, 0, -1, -1, False,
+                                 api_name="/lesson")
+    keys = [code for code in inline_codes(caption) if re.fullmatch(r"\d+:.", code)]
+    assert len(keys) == 1 and "<em>" not in MD.render(caption)

@@ -32,6 +32,16 @@ def test_it_learns_within_its_time_limit_and_reports_along_the_way(tiny_text):
     assert torch.get_num_threads() == threads_before  # the 1-thread setting does not leak
 
 
+def test_a_pasted_paragraph_without_a_newline_trains():
+    """The samples start from a character of the pasted text, not a newline it lacks (issue 17, kind 1)."""
+    paragraph = ("To be, or not to be, that is the question: " * 60).strip()
+    config = FAST.__class__(**{**FAST.__dict__, "max_seconds": 0.5})
+    reports = list(train_live(paragraph, config))
+    assert reports[0].step == 0 and reports[-1].done
+    assert all(r.sample and set(r.sample) <= set(paragraph) for r in reports)
+    assert reports[-1].probe and set(reports[-1].probe) <= set(paragraph)
+
+
 def test_stop_ends_the_run_early(tiny_text):
     stop = threading.Event()
     reports = []

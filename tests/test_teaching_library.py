@@ -102,6 +102,20 @@ def test_a_lesson_finds_the_head_that_fits_its_label_and_captions_it():
     assert 1.0 <= lookback < 3.0  # one step back, plus the 10% spread evenly
 
 
+def test_a_view_given_in_part_is_searched_only_where_it_was_left_open():
+    """A layer alone: its best head; a head alone: its best layer; neither: every head (issue 17, kind 9)."""
+    tokens = list("ROMEO:\nBut soft, what light\nthrough yonder\n")
+    prev, even = synthetic_pattern(tokens, "previous"), synthetic_pattern(tokens, "broad")
+    half = synthetic_pattern(tokens, "previous", strength=0.6)
+    patterns = [torch.stack([even, even, half]), torch.stack([even, prev, even])]
+    labels = label_heads(patterns, tokens)
+    assert resolve_head(labels, -1, -1, "previous") == (1, 1)
+    assert resolve_head(labels, 0, -1, "previous") == (0, 2)  # layer 0 given: its own best head
+    assert resolve_head(labels, -1, 2, "previous") == (0, 2)  # head 2 given: the layer where it fits best
+    assert resolve_head(labels, 1, -1, "") == (1, 0)  # nothing to look for: the given layer, head 0
+    assert resolve_head(labels, -1, 1, "no-such-label") == (0, 1)
+
+
 def test_step_through_is_reproducible_and_shows_the_settings_effect(tiny):
     greedy = GenerationSettings(temperature=0.0, seed=1)
     step = step_once(tiny.model, tiny.tokenizer, "All:\nSpeak", greedy)

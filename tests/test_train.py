@@ -104,6 +104,20 @@ def test_resume_with_muon_and_bpe(tiny_text_file, tmp_path):
     assert load_checkpoint(out).tokenizer.kind == "bpe"
 
 
+def test_a_corpus_without_a_newline_trains(tmp_path):
+    """Samples start from a character the corpus has: one paragraph with no newline trains (issue 17, kind 1)."""
+    data = tmp_path / "one_paragraph.txt"
+    data.write_text(("To be, or not to be, that is the question: " * 60).strip(), encoding="utf-8")
+    out = tmp_path / "oneline"
+    result = run_cli("bigram", f"data={data}", f"out={out}", "progress=false", "max_iters=10", "eval_iters=1",
+                     "threads=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "samples start from ' '" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sample_start"] == " " and len(metrics["sample"]) == 200
+    assert set(metrics["sample"]) <= set(data.read_text())
+
+
 def test_unwritable_output_fails_before_training(tiny_text_file, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

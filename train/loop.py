@@ -22,6 +22,7 @@ from gptlab.checkpoint import METRICS_FILE
 from gptlab.errors import GptlabError
 from gptlab.fileio import remove_stale_temporaries, write_text_atomic
 from gptlab.models import build_model, count_parameters
+from gptlab.prompts import SAMPLE_START, sample_start
 from gptlab.tokenizers import load_tokenizer
 
 from . import distributed
@@ -130,9 +131,12 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     end = config.stop_at if 0 < config.stop_at < config.max_iters else config.max_iters
     snapshots = set(snapshot_steps(config))
 
+    start = sample_start(tokenizer)  # a corpus without newlines gives a tokenizer without "\n"
+    if start != SAMPLE_START and info.is_main:
+        print(f"note: the corpus has no {SAMPLE_START!r}, so samples start from {start!r} instead.")
     meta = {"command": command, "resumed_with": resumed, "data": config.data, "tokenizer": tokenizer.kind,
-            "n_params": n_params, "hardware": _hardware(device, info), "cpu_settings": cpu_settings,
-            "preset_config": to_dict(config)}
+            "sample_start": start, "n_params": n_params, "hardware": _hardware(device, info),
+            "cpu_settings": cpu_settings, "preset_config": to_dict(config)}
 
     wall_start, wall_base = time.perf_counter(), run.wall_s
 
@@ -285,8 +289,9 @@ def full_split_loss(model, data: torch.Tensor, device, batch_size: int = 32) -> 
 
 
 def sample_text(model, tokenizer, config: TrainConfig) -> str:
+    """A seeded sample from a start the tokenizer knows (a newline unless the corpus has none)."""
     settings = GenerationSettings(max_new_tokens=config.sample_tokens, temperature=0.8, seed=config.seed)
-    return "".join(generate(model, tokenizer, "\n", settings))
+    return "".join(generate(model, tokenizer, sample_start(tokenizer), settings))
 
 
 def mean_(value: float, info) -> float:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gptlab.markdown import code_block, code_span
+
 LADDER = ["bigram", "single_head", "multi_head", "blocks", "gpt", "gpt-bpe", "gpt-large"]
 START, END = "<!-- models:start -->", "<!-- models:end -->"
 
@@ -28,10 +30,11 @@ def models_table(models: dict[str, dict[str, Any]]) -> str:
     for name, m in models.items():
         best = m.get("best", {})
         rows.append(
-            f"| `{name}` | {m.get('n_params', 0):,} | {best.get('val_loss', float('nan')):.4f} "
+            f"| {code_span(name, in_table=True)} | {m.get('n_params', 0):,} | {best.get('val_loss', float('nan')):.4f} "
             f"| {best.get('val_loss_full', float('nan')):.4f} | {best.get('train_loss', float('nan')):.4f} "
             f"| {m.get('bits_per_char', float('nan')):.3f} | {m.get('tokens', 0) / 1e6:.1f}M "
-            f"| {m.get('train_time_s', 0) / 60:.1f} min | {m.get('hardware', '?')} | `{m.get('command', '?')}`"
+            f"| {m.get('train_time_s', 0) / 60:.1f} min | {m.get('hardware', '?')} "
+            f"| {code_span(str(m.get('command', '?')), in_table=True)}"
             + (f" then {len(m['resumed_with'])}× `resume=true`" if m.get("resumed_with") else "") + " |"
         )
     return "\n".join(rows)
@@ -41,7 +44,7 @@ def samples_section(models: dict[str, dict[str, Any]], lines: int = 4) -> str:
     parts = []
     for name, m in models.items():
         text = "\n".join((m.get("sample") or "").strip("\n").splitlines()[:lines])
-        parts += [f"**{name}**", "", "```", text, "```", ""]
+        parts += [f"**{name}**", "", code_block(text), ""]  # model text: a fence no line of it can close
     return "\n".join(parts)
 
 
