@@ -7,6 +7,7 @@ import os
 import pathlib
 import pickle
 import pickletools
+import re
 import shutil
 import subprocess
 import sys
@@ -267,3 +268,47 @@ def test_hub_repo_id_offline(tmp_path):
     folder, _ = saved(tmp_path)
     hub_cache(tmp_path, folder, hf_home)
     assert run_offline(hf_home, tmp_path)["outcome"] == "loaded"
+
+
+EDITS = [  # a config.json edited by hand, and what the weights say instead
+    (dict(block_size=32), "block_size: config.json says 32, the weights hold 16"),
+    (dict(n_embd=32), "n_embd: config.json says 32, the weights hold 16"),
+    (dict(n_layer=3), "n_layer: config.json says 3, the weights hold 2"),
+    (dict(bias=False), "bias: config.json says False, the weights hold True"),
+    (dict(tie_weights=True), "tie_weights: config.json says True, the weights hold False"),
+    (dict(pos="rope"), "pos: config.json says 'rope', the weights hold 'learned'"),
+    (dict(mlp_ratio=2), "mlp_ratio: config.json says 2, the weights hold 4"),
+    (dict(kind="multi_head"), "kind: config.json says 'multi_head', the weights hold 'gpt'"),
+]
+SHAPELESS_EDITS = [  # the same shapes, so only the config recorded in the weights file can tell
+    (dict(n_head=4), "n_head: config.json says 4, the weights hold 2"),
+    (dict(mlp="relu2"), "mlp: config.json says 'relu2', the weights hold 'gelu'"),
+    (dict(qk_norm=True), "qk_norm: config.json says True, the weights hold False"),
+]
+
+
+@pytest.mark.parametrize("fields, named", EDITS + SHAPELESS_EDITS)
+def test_edited_config_is_named_by_field(tmp_path, fields, named):
+    folder, _ = saved(tmp_path)
+    edit_config(folder, **fields)
+    with pytest.raises(CheckpointError, match=re.escape(named)) as err:
+        load_checkpoint(folder)
+    assert "Put the saved values back in config.json" in str(err.value)
+
+
+@pytest.mark.parametrize("fields, named", EDITS)
+def test_edited_config_of_an_older_file_is_named_from_shapes(tmp_path, fields, named):
+    """Files saved before the config was recorded (the shipped ones): the shapes name the field."""
+    folder, _ = saved(tmp_path)
+    save_file(load_file(folder / "model.safetensors"), folder / "model.safetensors", metadata={"format": "pt"})
+    edit_config(folder, **fields)
+    with pytest.raises(CheckpointError, match=re.escape(named)):
+        load_checkpoint(folder)
+
+
+def test_what_leaves_the_weights_alone_may_be_edited(tmp_path):
+    """dropout does nothing at inference; a rotary model has no weights tied to its context length."""
+    folder, model = saved(tmp_path, "gpt_tied_rope")
+    edit_config(folder, dropout=0.3, block_size=32)
+    loaded = load_checkpoint(folder).model
+    assert loaded.config.block_size == 32 and torch.equal(logits(loaded), logits(model))

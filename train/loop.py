@@ -29,7 +29,7 @@ from . import distributed
 from .config import TrainConfig, snapshot_steps, to_dict
 from .optim import lr_factor, make_optimizers, set_lr
 from .runtime import tune_cpu_process
-from .state import STATE_FILE, load_state, save_state
+from .state import STATE_FILE, load_state, run_setup, save_state
 
 EVAL_SEED = 20_240_601  # evaluation batches are the same at every eval, so curves are comparable
 
@@ -108,8 +108,9 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
         preflight(out, n_params)
 
     run = RunState()
+    setup = run_setup(config, model_config)  # what a later resume must match
     if resume_from:
-        extra = load_state(resume_from / STATE_FILE, model, optimizers)
+        extra = load_state(resume_from / STATE_FILE, model, optimizers, setup)
         run = RunState(**extra["run"])
     if resume_from and (resume_from / METRICS_FILE).is_file():
         previous = json.loads((resume_from / METRICS_FILE).read_text(encoding="utf-8"))
@@ -165,7 +166,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
             save_checkpoint(out / "snapshots" / f"step_{step:06d}", raw_model, tokenizer,
                             metrics={**metrics, "best": {**row, "sample": None}}, info={"data": config.data},
                             dtype=torch.bfloat16)
-        save_state(out / STATE_FILE, raw_model, optimizers, {"run": vars(run)})
+        save_state(out / STATE_FILE, raw_model, optimizers, {"run": vars(run), "setup": setup})
 
     progress = _progress(config, info, run.step, end)
     model.train()
@@ -218,7 +219,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     except KeyboardInterrupt:
         run.train_time_s += time.perf_counter() - last_time
         if info.is_main:
-            save_state(out / STATE_FILE, raw_model, optimizers, {"run": vars(run)})
+            save_state(out / STATE_FILE, raw_model, optimizers, {"run": vars(run), "setup": setup})
             print(f"\nInterrupted at step {run.step}; saved. Continue with resume=true out={out}")
         distributed.teardown(info, wait_for_all=False)
         raise

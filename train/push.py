@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gptlab.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_config
+from gptlab.checkpoint import CONFIG_FILE, WEIGHTS_FILE, foreign_names, load_checkpoint, read_config
 from gptlab.errors import CheckpointError, GptlabError
 from gptlab.hub import looks_like_repo_id, push_checkpoint
 
@@ -37,6 +37,15 @@ def _check_local(folder: Path, repo_id: str) -> None:
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise CheckpointError(f"{folder} is not a checkpoint folder: it needs {CONFIG_FILE} and {WEIGHTS_FILE}.")
     read_config(folder)  # raises if config.json is foreign or corrupt
+    load_checkpoint(folder)  # config, tokenizer and every tensor must agree, or no one could load the upload
+    renamed = foreign_names(folder / WEIGHTS_FILE)
+    if renamed:  # gptlab loads these, but other tools expect the GPT-2 names
+        raise CheckpointError(
+            f"{folder / WEIGHTS_FILE}: {len(renamed)} tensor names carry a wrapper's prefix (e.g. {renamed[0]!r}). "
+            f"Rewrite them first: python -c \"from gptlab import load_checkpoint, save_checkpoint; "
+            f"c = load_checkpoint('{folder}'); save_checkpoint(c.folder, c.model, c.tokenizer, metrics=c.metrics, "
+            f"info=c.info)\""
+        )
 
 
 def _resolve_token(token: str | None) -> str:

@@ -1,7 +1,9 @@
 """Resumable training state in one safetensors file: weights, optimizer moments, RNG, step.
 
 One file, written atomically, so a run killed at any moment (even mid-save) resumes from the
-previous complete state. JSON-able parts (step, param groups, history) go in its metadata.
+previous complete state. JSON-able parts (step, param groups, history) go in its metadata, with
+the run's setup (run_setup): a resume that asks for another model, tokenizer, optimizer or dtype
+is refused with one line naming each difference, before any tensor is loaded.
 """
 
 from __future__ import annotations
@@ -14,18 +16,70 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from gptlab.checkpoint import fields_from_weights, model_state, unwrap_model, weight_differences
 from gptlab.errors import CheckpointError
 from gptlab.fileio import write_atomic
+from gptlab.models import ModelConfig
+
+from .config import TrainConfig, field_types
 
 STATE_FILE = "training_state.safetensors"
 
 
+def run_setup(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
+    """What a resumed run must share with its saved state, as override key -> value.
+
+    Every model field but dropout (the weights' shapes and meaning), the vocabulary and
+    tokenizer, the optimizer kind and the hyperparameters stored in its param groups (a resume
+    would silently restore the saved ones), and the autocast dtype. Keys that apply only to one
+    choice (bpe_vocab_size, muon_lr) are present only then.
+    """
+    setup: dict[str, Any] = {_key(k): v for k, v in model_config.to_dict().items() if k != "dropout"}
+    setup.update(tokenizer=config.tokenizer, optimizer=config.optimizer, lr=config.lr, beta1=config.beta1,
+                 beta2=config.beta2, weight_decay=config.weight_decay, dtype=config.dtype)
+    if config.tokenizer == "bpe":
+        setup["bpe_vocab_size"] = config.bpe_vocab_size
+    if config.optimizer == "muon":
+        setup["muon_lr"] = config.muon_lr
+    return setup
+
+
+def setup_differences(saved: dict[str, Any], asked: dict[str, Any], *, inferred: bool = False) -> list[str]:
+    """'key: saved X, asked Y' for each key both setups hold with different values.
+
+    A key only one side holds follows from another difference (muon_lr from optimizer), so it
+    is skipped. ``inferred``: ``saved`` was read off an older state's shapes, which cannot tell
+    the gpt and blocks rungs apart.
+    """
+    out = []
+    for key in sorted(saved.keys() & asked.keys()):
+        if key == "model.kind" and inferred and {saved[key], asked[key]} <= {"gpt", "blocks"}:
+            continue
+        if saved[key] != asked[key]:
+            out.append(f"{key}: saved {_shown(saved[key])}, asked {_shown(asked[key])}")
+    return out
+
+
+def _key(field: str) -> str:
+    """The override key of a ModelConfig field; vocab_size is not one (it comes from the tokenizer)."""
+    return field if field == "vocab_size" else f"model.{field}"
+
+
+def _shown(value: Any) -> str:
+    """A value as it is written on the command line (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def save_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer],
                extra: dict[str, Any]) -> None:
-    """Write model weights (float32), optimizer states, RNG states and ``extra`` (JSON) to one file."""
+    """Write model weights (float32), optimizer states, RNG states and ``extra`` (JSON) to one file.
+
+    ``model`` may be wrapped (torch.compile, DDP...): its weights go under their GPT-2 names.
+    Put run_setup's dict in ``extra["setup"]`` so load_state can check a resume against it.
+    """
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
-    for name, t in model.state_dict().items():
+    for name, t in model_state(model).items():
         if t.data_ptr() in seen:  # tied weights: stored once
             continue
         seen.add(t.data_ptr())
@@ -48,8 +102,14 @@ def save_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.
     write_atomic(path, lambda p: save_file(tensors, str(p), metadata=metadata))
 
 
-def load_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
-    """Restore what save_state wrote into ``model`` and ``optimizers``; return the ``extra`` dict."""
+def load_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer],
+               setup: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restore what save_state wrote into ``model`` and ``optimizers``; return the ``extra`` dict.
+
+    ``setup`` (run_setup of the run that resumes) is compared with the saved one first, or with
+    what an older file's shapes and param groups reveal. Raises CheckpointError naming each
+    difference ("model.block_size: saved 8, asked 16") and the overrides that resume.
+    """
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -61,13 +121,18 @@ def load_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.
     if metadata.get("gptlab_training_state") != "1":
         raise CheckpointError(f"{path}: not a gptlab training state.")
     extra = json.loads(metadata["json"])
+    model = unwrap_model(model)
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    result = model.load_state_dict(weights, strict=False)
-    tied = {"lm_head.weight"} if getattr(model.config, "tie_weights", False) else set()
-    if set(result.missing_keys) - tied or result.unexpected_keys:
-        raise CheckpointError(f"{path}: weights do not match this model ({result}). Was the config changed?")
+    saved_setup = extra.pop("setup", None)
+    if setup is not None:
+        inferred = saved_setup is None  # written before the setup was recorded
+        saved = _setup_from_state(weights, extra["optimizers"]) if inferred else saved_setup
+        _refuse_differences(path, setup_differences(saved, setup, inferred=inferred), saved)
+    _check_weights(path, model, weights)
+    model.load_state_dict(weights, strict=False)  # strict=False: a tied lm_head is stored once
     if len(extra["optimizers"]) != len(optimizers):
-        raise CheckpointError(f"{path}: saved with a different optimizer setting; resume with the same one.")
+        raise CheckpointError(f"{path}: saved with {len(extra['optimizers'])} optimizer(s), this run has "
+                              f"{len(optimizers)}: resume with the saved optimizer= setting.")
     for j, (opt, meta) in enumerate(zip(optimizers, extra.pop("optimizers"), strict=True)):
         state: dict[int, dict[str, Any]] = {}
         prefix = f"optim{j}."
@@ -78,8 +143,56 @@ def load_state(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.
         for key, value in meta["scalars"].items():
             index, name = key.split(".", 1)
             state.setdefault(int(index), {})[name] = value
-        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        try:
+            opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        except (ValueError, KeyError) as exc:  # param groups of other sizes: the parameters were regrouped
+            raise CheckpointError(f"{path}: the optimizer's parameter groups differ from this run's ({exc}). "
+                                  "Resume with the saved optimizer and model settings.") from None
     torch.set_rng_state(tensors["rng.cpu"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     return extra
+
+
+def _setup_from_state(weights: dict[str, torch.Tensor], optimizers: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a state written before run_setup was recorded reveals: shapes, optimizer, its hyperparameters."""
+    fields = fields_from_weights({name: tuple(t.shape) for name, t in weights.items()})
+    setup: dict[str, Any] = {_key(k): v for k, v in fields.items()}
+    setup["optimizer"] = "muon" if len(optimizers) > 1 else "adamw"
+    adamw = optimizers[0]["param_groups"][0]  # the decayed group: lr, betas, weight_decay as asked
+    if "peak_lr" in adamw:
+        setup["lr"] = adamw["peak_lr"]
+    setup["beta1"], setup["beta2"] = adamw["betas"]
+    setup["weight_decay"] = adamw["weight_decay"]
+    if len(optimizers) > 1 and "peak_lr" in optimizers[1]["param_groups"][0]:
+        setup["muon_lr"] = optimizers[1]["param_groups"][0]["peak_lr"]
+    return setup
+
+
+def _refuse_differences(path: Path, differences: list[str], saved: dict[str, Any]) -> None:
+    if not differences:
+        return
+    keys = field_types()
+    changed = [d.split(":", 1)[0] for d in differences]
+    overrides = " ".join(f"{k}={_shown(saved[k])}" for k in changed if k in keys)
+    fix = f"resume with the saved values ({overrides})" if overrides else "resume with the saved settings"
+    if "vocab_size" in changed:
+        fix += ", restore the tokenizer.json saved with this state"
+    raise CheckpointError(f"{path}: this run does not match the saved training state: {'; '.join(differences)}. "
+                          f"To continue, {fix}; to change them, start a new run in another out= folder.")
+
+
+def _check_weights(path: Path, model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """CheckpointError unless ``weights`` fit ``model`` name for name and shape (tied lm_head may be absent)."""
+    own = {name: tuple(t.shape) for name, t in model_state(model).items()}
+    saved = {name: tuple(t.shape) for name, t in weights.items()}
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_weights", False) else set()
+    missing, extra = sorted(set(own) - set(saved) - tied), sorted(set(saved) - set(own))
+    wrong = [f"{n} saved {saved[n]}, asked {own[n]}" for n in sorted(set(own) & set(saved)) if saved[n] != own[n]]
+    if not (missing or extra or wrong):
+        return
+    fields = weight_differences(model.config, fields_from_weights(saved), inferred=True)
+    what = "; ".join(f"{_key(k)}: saved {_shown(s)}, asked {_shown(a)}" for k, s, a in fields) or (
+        f"missing {missing[:5]}, unexpected {extra[:5]}, {wrong[:3]}")
+    raise CheckpointError(f"{path}: the saved weights do not fit this model ({what}). "
+                          "Resume with the model settings the state was saved with.")

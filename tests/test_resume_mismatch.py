@@ -1,0 +1,114 @@
+"""A resume that asks for another model, vocabulary, tokenizer, optimizer or dtype than the saved
+state is refused in one line that names each difference and the overrides that resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from gptlab import CharTokenizer, CheckpointError
+from train.config import apply_overrides
+from train.loop import train
+from train.presets import make_preset
+from train.state import STATE_FILE
+
+REPO = Path(__file__).resolve().parent.parent
+# gpt-mini (rotary, ReLU^2, Muon + AdamW) at a tiny size
+TINY = ["model.block_size=16", "model.n_layer=2", "model.n_head=2", "model.n_embd=16", "batch_size=4",
+        "eval_interval=5", "eval_iters=1", "sample_tokens=5", "warmup_iters=2", "progress=false", "max_iters=10"]
+
+
+def config(data: Path, out: Path, *extra: str):
+    return apply_overrides(make_preset("gpt-mini"), [*TINY, f"data={data}", f"out={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def stopped(tiny_text_file, tmp_path_factory) -> Path:
+    """A run stopped at step 5 of 10, to be resumed."""
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    train(config(tiny_text_file, out, "stop_at=5"))
+    return out
+
+
+def resume_error(data: Path, out: Path, *change: str) -> str:
+    """The message of the refused resume; the saved state is left as it was."""
+    before = (out / STATE_FILE).read_bytes()
+    with pytest.raises(CheckpointError) as refused:
+        train(config(data, out, "resume=true", *change))
+    assert (out / STATE_FILE).read_bytes() == before
+    message = str(refused.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("change, named, fix", [
+    ("model.block_size=32", "model.block_size: saved 16, asked 32", "model.block_size=16"),
+    ("model.n_layer=3", "model.n_layer: saved 2, asked 3", "model.n_layer=2"),
+    ("model.n_embd=32", "model.n_embd: saved 16, asked 32", "model.n_embd=16"),
+    ("model.n_head=4", "model.n_head: saved 2, asked 4", "model.n_head=2"),  # same shapes, other model
+    ("model.mlp=gelu", "model.mlp: saved relu2, asked gelu", "model.mlp=relu2"),  # same shapes
+    ("model.pos=learned", "model.pos: saved rope, asked learned", "model.pos=rope"),
+    ("model.tie_weights=true", "model.tie_weights: saved false, asked true", "model.tie_weights=false"),
+    ("model.kind=blocks", "model.kind: saved gpt, asked blocks", "model.kind=gpt"),
+    ("tokenizer=bpe", "tokenizer: saved char, asked bpe", "tokenizer=char"),
+    ("optimizer=adamw", "optimizer: saved muon, asked adamw", "optimizer=muon"),
+    ("lr=0.002", "lr: saved 0.003, asked 0.002", "lr=0.003"),  # the saved param groups would win silently
+    ("muon_lr=0.01", "muon_lr: saved 0.02, asked 0.01", "muon_lr=0.02"),
+    ("beta2=0.95", "beta2: saved 0.99, asked 0.95", "beta2=0.99"),
+    ("weight_decay=0", "weight_decay: saved 0.1, asked 0.0", "weight_decay=0.1"),
+    ("dtype=bfloat16", "dtype: saved float32, asked bfloat16", "dtype=float32"),
+])
+def test_each_difference_is_named_with_its_fix(stopped, tiny_text_file, change, named, fix):
+    message = resume_error(tiny_text_file, stopped, change)
+    assert named in message and fix in message
+
+
+def test_several_differences_are_all_named(stopped, tiny_text_file):
+    message = resume_error(tiny_text_file, stopped, "model.n_layer=1", "lr=0.01", "optimizer=adamw")
+    for named in ("model.n_layer: saved 2, asked 1", "lr: saved 0.003, asked 0.01", "optimizer: saved muon"):
+        assert named in message
+
+
+def test_a_replaced_tokenizer_is_named_as_the_vocabulary(stopped, tiny_text_file, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(stopped, out)
+    CharTokenizer("abcdefgh \n").save(out)  # tokenizer.json no longer the one the state was trained with
+    message = resume_error(tiny_text_file, out)
+    assert re.search(r"vocab_size: saved \d+, asked 10", message) and "tokenizer.json" in message
+
+
+def test_an_older_state_without_a_recorded_setup_is_checked_by_what_it_holds(stopped, tiny_text_file, tmp_path):
+    """States written before the setup was recorded: shapes and param groups still name the change."""
+    out = tmp_path / "run"
+    shutil.copytree(stopped, out)
+    path = out / STATE_FILE
+    with safe_open(str(path), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    extra = json.loads(metadata["json"])
+    del extra["setup"]
+    save_file(tensors, str(path), metadata={**metadata, "json": json.dumps(extra)})
+    assert "model.n_embd: saved 16, asked 32" in resume_error(tiny_text_file, out, "model.n_embd=32")
+    assert "model.n_layer: saved 2, asked 1" in resume_error(tiny_text_file, out, "model.n_layer=1")
+    assert "lr: saved 0.003, asked 0.002" in resume_error(tiny_text_file, out, "lr=0.002")
+    assert "optimizer: saved muon, asked adamw" in resume_error(tiny_text_file, out, "optimizer=adamw")
+    train(config(tiny_text_file, out, "resume=true"))  # the same settings still resume
+
+
+def test_cli_resume_with_another_context_is_one_line(tiny_text_file, tmp_path):
+    """The issue's reproduction: single_head stopped at step 10, resumed with model.block_size=16."""
+    args = ["single_head", f"data={tiny_text_file}", f"out={tmp_path / 'run2'}", "progress=false", "max_iters=20",
+            "stop_at=10", "eval_interval=10", "eval_iters=1"]
+    train(apply_overrides(make_preset(args[0]), args[1:]))
+    resumed = subprocess.run([sys.executable, "-m", "train", *args, "resume=true", "model.block_size=16"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 1
+    assert "Traceback" not in resumed.stderr and resumed.stderr.count("\n") == 1, resumed.stderr
+    assert "block_size: saved 8, asked 16" in resumed.stderr and "model.block_size=8" in resumed.stderr
