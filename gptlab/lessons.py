@@ -143,3 +143,15 @@ def find_for(view: LessonView) -> str:
     """The label a lesson looks for, if its view still asks for the best head (layer/head -1)."""
     lesson = LESSONS.get(view.lesson)
     return lesson.find if lesson else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (``python -m gptlab.lessons export OUT_DIR``); it lives in cli_lessons, which the library
+    never imports."""
+    from .cli_lessons import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,11 +13,12 @@ from gptlab.catalog import Catalog
 from gptlab.data import TINY_SHAKESPEARE, load_text
 from gptlab.errors import ExportError, GptlabError
 from gptlab.explore import attention_view
-from gptlab.export import write_data, write_images
+from gptlab.export import safe_name, write_data, write_images
 from gptlab.generate import generate
 from gptlab.heads import describe, label_heads, unit_for
 from gptlab.lens import logit_lens, rollout
-from gptlab.lessons import LESSONS, LessonView, caption, find_for, resolve_head, view_from_query
+from gptlab.lesson_page import LessonPage, draw_lesson, lesson_view, lessons_html
+from gptlab.lessons import LESSONS, MAX_EXTEND, LessonView, view_from_query
 from gptlab.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
 from gptlab.markdown import code_span
 from gptlab.prompts import fit_builtin, sample_start
@@ -61,6 +62,26 @@ def _view(checkpoint, prompt: str):
         return attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
     except GptlabError as exc:
         raise error(exc) from None
+
+
+def _lesson_page(checkpoint, lesson_id, model, prompt, seed, extend, layer, head, teacher) -> LessonPage:
+    """The Lessons tab's values as a view, drawn by the library (numbers checked, errors as gr.Error)."""
+    config = checkpoint.config
+    view = LessonView(lesson_id or "", model, prompt, whole(seed, "seed", 0, 2**31 - 1),
+                      whole(extend, "extend", 0, MAX_EXTEND), whole(layer, "layer", -1, config.n_layer - 1),
+                      whole(head, "head", -1, config.n_head - 1), bool(teacher))
+    try:
+        return draw_lesson(checkpoint, view)
+    except GptlabError as exc:
+        raise error(exc) from None
+
+
+def _html_file(text: str, stem: str) -> str:
+    """Write a page where Gradio serves downloads from (a fresh folder per request); its path."""
+    path = export_root() / uuid.uuid4().hex / f"{safe_name(stem)}.html"
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 def _pick(config, layer, head) -> tuple[int, int]:
@@ -260,40 +281,36 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         """Draw a lesson: caption from the data, heatmap, labelled grid, resolved layer/head, share link."""
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, None)
-        config = checkpoint.config
-        seed = whole(seed, "seed", 0, 2**31 - 1)
-        extend = whole(extend, "extend", 0, 200)
-        layer = whole(layer, "layer", -1, config.n_layer - 1)
-        head = whole(head, "head", -1, config.n_head - 1)
-        text, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)  # the link keeps the lesson's own prompt
-        if extend:
-            settings = GenerationSettings(max_new_tokens=extend, temperature=0.8, seed=seed)
-            try:
-                text += "".join(generate(checkpoint.model, checkpoint.tokenizer, text, settings))
-            except GptlabError as exc:
-                raise error(exc) from None
-        view = _view(checkpoint, text)
-        labels = label_heads(view.patterns, view.tokens, view.ids)
-        view_spec = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
-        layer, head = resolve_head(labels, layer, head, find_for(view_spec))
-        unit = unit_for(checkpoint.tokenizer.kind)
-        pattern = view.patterns[layer][head]
-        text_caption = caption(pattern, view.tokens, view.labels, labels[layer][head], unit)
-        lesson = LESSONS.get(lesson_id)
-        if lesson is not None:
-            text_caption = f"**{lesson.title.rstrip('.?!')}.** Look for {lesson.look_for}\n\n{text_caption}"
-        if fit_note:
-            text_caption += f"\n\n{fit_note}"
-        resolved = LessonView(lesson_id or "", model, prompt, seed, extend, layer, head, bool(teacher))
+        page = _lesson_page(checkpoint, lesson_id, model, prompt, seed, extend, layer, head, teacher)
+        text_caption = page.caption
+        if page.look_for:
+            text_caption = f"**{page.title.rstrip('.?!')}.** Look for {page.look_for}\n\n{text_caption}"
+        if page.note:
+            text_caption += f"\n\n⚠️ {page.note}"
         return (
             text_caption,
-            plot(viz.attention_heatmap(pattern, view.labels, f"{model} · layer {layer} · head {head}"), teacher),
-            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
-                                    f"All heads of layer {layer}"), teacher),
-            layer,
-            head,
-            share_link(request, resolved.query()),
+            plot(page.heatmap),  # already in teacher style when asked
+            plot(page.grid),
+            page.view.layer,
+            page.view.head,
+            share_link(request, page.view.query()),
         )
+
+    def lesson_html_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher=False):
+        """This lesson view as one HTML file that opens with no server and no network (plotly.js inside)."""
+        prompt = checked_prompt(prompt)
+        page = _lesson_page(get_model(catalog, model, None), lesson_id, model, prompt, seed, extend, layer, head,
+                            teacher)
+        return _html_file(lessons_html([page]), f"{page.view.lesson or 'view'}-{model}")
+
+    def all_lessons_html_fn(model, teacher=False):
+        """Every lesson with this model in one HTML file that opens with no server and no network."""
+        checkpoint = get_model(catalog, model, None)
+        try:
+            pages = [draw_lesson(checkpoint, lesson_view(lesson, model, bool(teacher))) for lesson in LESSONS]
+        except GptlabError as exc:
+            raise error(exc) from None
+        return _html_file(lessons_html(pages), f"all-lessons-{model}")
 
     def restore_fn(request: gr.Request):
         """Page load: the lesson and view named in the URL's query parameters (or the first lesson)."""
@@ -359,6 +376,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
     return dict(across=across_fn, across_steps=across_steps_fn, live=live_fn, live_stop=live_stop_fn,
                 closer=closer_fn, export=export_fn, step=step_fn, lesson_fields=lesson_fields_fn,
                 lesson=lesson_fn, lesson_on_load=lesson_on_load_fn, restore=restore_fn, slots=slots,
+                lesson_html=lesson_html_fn, all_lessons_html=all_lessons_html_fn,
                 snapshots=snapshots, across_pickers=across_pickers_fn, closer_pickers=closer_pickers_fn,
                 lesson_pickers=lesson_pickers_fn, step_top_k=step_top_k_fn)
 

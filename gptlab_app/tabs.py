@@ -185,6 +185,10 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
                 ls_caption = gr.Markdown(elem_id="les-caption")
                 ls_heat = gr.Plot(show_label=False, elem_id="les-heatmap")
         ls_grid = gr.Plot(show_label=False, elem_id="les-grid")
+        with gr.Row():  # for a class with no server or network: plotly.js, caption and styling inside the file
+            ls_html = gr.Button("Download this view as HTML (opens offline)", elem_id="les-html")
+            ls_all_html = gr.Button("Download every lesson as one HTML file", elem_id="les-all-html")
+            ls_file = gr.File(label="HTML to open from a USB stick", elem_id="les-file", interactive=False)
         ls_in = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
         ls_out = [ls_caption, ls_heat, ls_grid, ls_layer, ls_head, ls_link]
         ls_btn.click(h["lesson"], ls_in, ls_out, api_name="lesson", **teach)
@@ -196,6 +200,9 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         ls_teacher.change(None, ls_teacher, None, js=TEACHER_JS, api_visibility="private")
         ls_model.change(h["lesson_pickers"], [ls_model, ls_layer, ls_head], [ls_layer, ls_head],
                         api_visibility="private")
+        ls_html.click(h["lesson_html"], ls_in, ls_file, api_name="lesson_html", **teach)
+        ls_all_html.click(h["all_lessons_html"], [ls_model, ls_teacher], ls_file, api_name="all_lessons_html",
+                          concurrency_id="export", concurrency_limit=1)  # six lessons: one such run at a time
         if demo is not None:
             restored = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
             demo.load(h["restore"], None, restored, api_visibility="private").then(

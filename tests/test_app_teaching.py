@@ -17,6 +17,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from markdown_it import MarkdownIt
+from offline_html import assert_standalone
 from renderer_marks import NEEDS_RENDERER
 from teaching_shelf import PARAGRAPH, SNAPSHOT_STEPS, make_foreign_shelf, make_shelf
 
@@ -154,6 +155,26 @@ def test_lesson_resolves_the_best_head_and_gives_a_share_link(client):
                           head, False, api_name="/lesson")[1] == heat  # the same view, the same heatmap
     own = client.predict("own-words", "gpt", "All:\n", 7, 40, 0, 0, False, api_name="/lesson")
     assert len(plot_json(own[1])["data"][0]["x"]) == len("All:\n") + 40  # seeded continuation included
+
+
+def test_a_lesson_view_downloads_as_one_html_file_that_needs_no_server(client):
+    args = ("previous-char", "gpt", "First Citizen:\nBefore we proceed any further", 0, 0, -1, -1, True)
+    _, heat, _, layer, head, _ = client.predict(*args, api_name="/lesson")
+    response = httpx.get(client.predict(*args, api_name="/lesson_html")["url"], timeout=30)
+    assert response.headers["content-disposition"].startswith("attachment")  # saved, never run on the app's page
+    text = response.text
+    assert_standalone(text)
+    assert '<body class="teacher">' in text and f"Layer {layer}, head {head} " in text
+    shown = plot_json(heat)["data"][0]["z"]["bdata"].replace("/", "\\u002f")  # as Plotly writes it in a <script>
+    assert shown in text  # the very matrix the Lessons tab shows
+
+
+def test_every_lesson_downloads_as_one_html_file(client):
+    text = httpx.get(client.predict("gpt", False, api_name="/all_lessons_html")["url"], timeout=30).text
+    assert_standalone(text)
+    assert text.count("<section") == len(LESSONS)
+    assert all(f"<h2>{html.escape(lesson.title)}</h2>" in text for lesson in LESSONS.values())
+    assert "never seen" in text  # the tiny model lacks letters of the lesson prompts: they are fitted, and it says so
 
 
 def live(c: Client, seconds: int, text: str):
