@@ -277,7 +277,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
                     gr.Examples(list(EXAMPLES), inputs=[gen_prompt], label="examples (click one)")
                     gen_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=300, step=1, label="max new tokens")
                     gen_temp = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="temperature (0 = greedy)")
-                    gen_topk = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="top-k (0 = off)")
+                    gen_topk = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="top-k (0 = off)", elem_id="gen-topk")
                     gen_topp = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p (1 = off)")
                     gen_seed = gr.Number(1337, precision=0, label="seed (empty = random)")
                     with gr.Row():

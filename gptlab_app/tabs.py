@@ -145,7 +145,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
                 st_text = gr.Textbox(GENERATE_PROMPT, lines=4, label="text so far", elem_id="step-text",
                                      max_length=MAX_PROMPT_CHARS)
                 st_temp = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="temperature (0 = greedy)")
-                st_topk = gr.Slider(0, 100, value=0, step=1, label="top-k (0 = off)")
+                st_topk = gr.Slider(0, 100, value=0, step=1, label="top-k (0 = off)", elem_id="step-topk")
                 st_topp = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p (1 = off)")
                 st_seed = gr.Number(1337, precision=0, label="seed")
                 with gr.Row():
