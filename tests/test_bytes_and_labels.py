@@ -24,9 +24,9 @@ from gptlab import (
     viz,
 )
 from gptlab.catalog import Catalog
-from gptlab.cli_generate import main as cli_main
 from gptlab.explore import attention_view, top_predictions
 from gptlab.generate import generate, generate_ids
+from gptlab.generate.__main__ import main as cli_main
 from gptlab.heads import label_heads, reference_masks, score_head
 from gptlab.lens import LensRow, logit_lens
 from gptlab.snapshots import Snapshot

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gptlab import GenerationSettings, generate, load_checkpoint
-from gptlab.cli_generate import PARSERS, main
+from gptlab.generate.__main__ import PARSERS, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "First Citizen:"

@@ -1,17 +1,20 @@
-"""Streaming text generation: prompt text in, text pieces out (used by the CLI and the app)."""
+"""Streaming text generation: prompt text in, text pieces out.
+
+The app streams these pieces; ``python -m gptlab.generate`` (this package's ``__main__``) prints them.
+The library never imports its command line.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
-from .errors import SettingsError
-from .prompts import sample_start
-from .sampling import MAX_NEW_TOKENS, GenerationSettings, sample
-from .tokenizers import Errors, IncrementalDecoder, Tokenizer
+from ..errors import SettingsError
+from ..prompts import sample_start
+from ..sampling import MAX_NEW_TOKENS, GenerationSettings, sample
+from ..tokenizers import Errors, IncrementalDecoder, Tokenizer
 
 
 @torch.no_grad()
@@ -82,18 +85,3 @@ def stream_text(tokenizer: Tokenizer, tokens: Iterable[int]) -> Iterator[str]:
     if tail:
         yield tail
 
-
-# `python -m gptlab.generate` runs this file as __main__ after the package has imported it once;
-# runpy warns about that, but nothing here keeps state, so both copies behave the same.
-warnings.filterwarnings("ignore", message="'gptlab.generate' found in sys.modules", category=RuntimeWarning)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The terminal CLI (``python -m gptlab.generate``); it lives in cli_generate to keep this module small."""
-    from .cli_generate import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

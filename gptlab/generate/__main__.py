@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from .errors import GptlabError, SettingsError
-from .sampling import GenerationSettings
+from gptlab.checkpoint import load_checkpoint
+from gptlab.errors import GptlabError, SettingsError
+from gptlab.generate import generate
+from gptlab.sampling import GenerationSettings
 
 USAGE = (
     "usage: python -m gptlab.generate <checkpoint-folder | user/repo> [prompt] [key=value ...]\n"
@@ -96,8 +98,6 @@ def split_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 def stream(checkpoint, prompt: str, values: dict[str, Any], out: TextIO, echo: bool = False) -> None:
     """Print the continuation of ``prompt`` piece by piece, flushing each so it appears at once."""
-    from .generate import generate
-
     settings = _settings(values)
     checkpoint.tokenizer.encode(prompt, values["errors"])  # unknown characters raise before anything is printed
     if echo:
@@ -146,8 +146,6 @@ def interactive(name: str, checkpoint, values: dict[str, Any], out: TextIO, inp:
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, inp: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 error, 2 bad arguments)."""
-    from .checkpoint import load_checkpoint
-
     args = sys.argv[1:] if argv is None else argv
     out, inp = out or sys.stdout, inp or sys.stdin
     if not args or args[0] in ("-h", "--help"):
@@ -172,3 +170,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, inp: TextIO |
         return 130
     return 0
 
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
