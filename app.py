@@ -35,6 +35,7 @@ from gptlab.markdown import code_span  # noqa: E402
 from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, fit_builtin  # noqa: E402
 from gptlab.sampling import GenerationSettings  # noqa: E402
 from gptlab_app import TEACHER_CSS, add_teaching_tabs  # noqa: E402
+from gptlab_app.common import REFIT_PLOTS_JS, quietly  # noqa: E402
 
 # Server-side limits: a visitor (or a script calling the API) cannot ask for more than this.
 MAX_NEW_TOKENS = 1000
@@ -224,8 +225,13 @@ def make_handlers(catalog: Catalog):
         top = min(MAX_TOP_K, catalog.get(name).config.vocab_size)
         return gr.update(maximum=top, value=top_k if isinstance(top_k, (int, float)) and 0 <= top_k <= top else 0)
 
+    def attention_on_open_fn(model, prompt, layer, head, query):
+        """The explorer drawn when the page opens, with the default model and prompt (no click needed)."""
+        return quietly(lambda: attention_fn(model, prompt, layer, head, query), 5)  # the note and four plots
+
     return dict(generate=generate_fn, compare=compare_fn, attention=attention_fn, models=models_fn,
-                info=info_fn, attention_ranges=attention_ranges_fn, top_k_range=top_k_range_fn)
+                info=info_fn, attention_ranges=attention_ranges_fn, top_k_range=top_k_range_fn,
+                attention_on_open=attention_on_open_fn)
 
 
 def attention_note(view, model: str, q: int, asked: int) -> str:
@@ -322,7 +328,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             cmp_left.change(h["info"], cmp_left, left_out, api_visibility="private")
             cmp_right.change(h["info"], cmp_right, right_out, api_visibility="private")
 
-        with gr.Tab("Attention explorer", id="attention"):
+        with gr.Tab("Attention explorer", id="attention") as att_tab:
             gr.Markdown(
                 "Each row is a query position, each column a key it may look at; the upper triangle is "
                 "blank because a token cannot see the future. Prompts longer than the model's context are "
@@ -349,11 +355,16 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
                 att_bars = gr.Plot(show_label=False, elem_id="att-bars", scale=1)
             att_inputs = [att_model, att_prompt, att_layer, att_head, att_query]
             att_outputs = [att_note, att_heatmap, att_grid, att_avg, att_bars]
-            att_btn.click(h["attention"], att_inputs, att_outputs, api_name="attention",
+            # drawn when the page opens (the tab mounts at full width when first shown); every draw the
+            # visitor asks for cancels it, so a late answer never replaces their own view
+            att_open = demo.load(h["attention_on_open"], att_inputs, att_outputs, api_visibility="private",
+                                 concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
+            att_tab.select(None, js=REFIT_PLOTS_JS, api_visibility="private")
+            att_btn.click(h["attention"], att_inputs, att_outputs, api_name="attention", cancels=[att_open],
                           concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
             # moving a slider or pressing Enter redraws at once (user actions only: range updates do not loop)
             redraw = dict(fn=h["attention"], inputs=att_inputs, outputs=att_outputs, api_visibility="private",
-                          concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
+                          cancels=[att_open], concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
             att_layer.release(**redraw)
             att_head.release(**redraw)
             att_query.submit(**redraw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 from gradio.components.plot import PlotData
 
@@ -13,6 +15,10 @@ from gptlab.markdown import code_span
 from gptlab.prompts import fit_builtin
 from gptlab.viz_teach import teacher_style
 
+# Run when a tab whose views are drawn at page load is shown. A Plotly chart drawn while its tab was
+# hidden (opened, then left before the draw came back) keeps Plotly's default 700 px width until the
+# window resizes; a resize event makes every chart on the page fit its box again (checked in Chromium).
+REFIT_PLOTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 LIVE = "live"  # the dropdown value of the visitor's own live-trained model
 LIVE_LABEL = "your model (trained in 'Watch it learn')"
 MAX_PROMPT_CHARS = 2000
@@ -81,6 +87,16 @@ def whole(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise gr.Error(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
     return value
+
+
+def quietly(draw: Callable[[], tuple], n_outputs: int) -> tuple:
+    """A view drawn when the page opens, which nobody clicked for: ``draw()``'s outputs, or, when its default
+    inputs cannot be drawn (say a model that cannot read the default prompt), ``n_outputs`` skips, so the view
+    stays empty instead of greeting the visitor with an error; the tab's own button then says what is wrong."""
+    try:
+        return draw()
+    except gr.Error:
+        return tuple(gr.skip() for _ in range(n_outputs))
 
 
 def plot(fig, teacher: bool = False) -> PlotData:

@@ -36,7 +36,7 @@ from gptlab.viz_teach import (
     training_strip,
 )
 
-from .common import LIVE, checked_prompt, error, fitted_prompt, get_model, picker_updates, plot, whole
+from .common import LIVE, checked_prompt, error, fitted_prompt, get_model, picker_updates, plot, quietly, whole
 
 LIVE_CAP = 2  # live trainings at once on the whole server: each takes one CPU thread
 STEP_TOP_K = 100  # Step through's top-k slider: at most this, or the vocabulary if smaller
@@ -325,12 +325,17 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
 
     def lesson_on_load_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher=False,
                           request: gr.Request = None):
-        """The restored lesson drawn at page load; a view this model cannot draw stays empty, silently
-        (the visitor may never open the Lessons tab; pressing Show lesson then says what is wrong)."""
+        """The restored lesson drawn at page load (a view this model cannot draw stays empty: see quietly)."""
+        return quietly(lambda: lesson_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher, request), 6)
+
+    def closer_on_open_fn(model, prompt, layer, head, position, live=None, request: gr.Request = None):
+        """Look closer drawn at page load with its defaults, in teacher style when the link asks (?teacher=1)."""
+        params = dict(request.query_params) if request is not None else {}
         try:
-            return lesson_fn(lesson_id, model, prompt, seed, extend, layer, head, teacher, request)
-        except gr.Error:
-            return tuple(gr.skip() for _ in range(6))
+            teacher = view_from_query(params).teacher
+        except GptlabError:  # restore then shows the first lesson, out of teacher mode
+            teacher = False
+        return quietly(lambda: closer_fn(model, prompt, layer, head, position, teacher, live), 6)
 
     # ---- pickers that follow the chosen model ------------------------------------------------------
     def config_of(model, live=None):
@@ -374,6 +379,7 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         return gr.update(maximum=top, value=top_k if keep else 0)
 
     return dict(across=across_fn, across_steps=across_steps_fn, live=live_fn, live_stop=live_stop_fn,
+                closer_on_open=closer_on_open_fn,
                 closer=closer_fn, export=export_fn, step=step_fn, lesson_fields=lesson_fields_fn,
                 lesson=lesson_fn, lesson_on_load=lesson_on_load_fn, restore=restore_fn, slots=slots,
                 lesson_html=lesson_html_fn, all_lessons_html=all_lessons_html_fn,

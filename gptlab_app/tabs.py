@@ -9,7 +9,7 @@ from gptlab.lessons import lesson_choices
 from gptlab.live import MAX_CHARS, MAX_SECONDS
 from gptlab.prompts import GENERATE_PROMPT, LOOK_PROMPT
 
-from .common import LIVE, MAX_PROMPT_CHARS, TEACH_CONCURRENCY, model_choices
+from .common import LIVE, MAX_PROMPT_CHARS, REFIT_PLOTS_JS, TEACH_CONCURRENCY, model_choices
 from .handlers import LIVE_CAP, make_teaching_handlers
 
 DEFAULT_PROMPT = LOOK_PROMPT  # fitted to the chosen model when it lacks a character (gptlab.prompts)
@@ -102,7 +102,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
                        api_name="live", concurrency_id="live", concurrency_limit=LIVE_CAP + 2)
         lv_stop.click(h["live_stop"], None, lv_status, api_name="live_stop", concurrency_limit=None)
 
-    with gr.Tab("Look closer", id="closer"):
+    with gr.Tab("Look closer", id="closer") as closer_tab:
         gr.Markdown("What each head does (labelled), where information flows through all layers (rollout), "
                     "and what the model would predict after each layer (logit lens). Export any view.")
         with gr.Row():
@@ -127,9 +127,13 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
             cl_files = gr.File(label="downloads", file_count="multiple", elem_id="closer-files", interactive=False)
         cl_in = [cl_model, cl_prompt, cl_layer, cl_head, cl_pos, teacher, live_state]
         cl_out = [cl_sentence, cl_heat, cl_grid, cl_roll, cl_bar, cl_lens]
-        cl_btn.click(h["closer"], cl_in, cl_out, api_name="closer", **teach)
-        cl_layer.release(h["closer"], cl_in, cl_out, api_visibility="private", **teach)
-        cl_head.release(h["closer"], cl_in, cl_out, api_visibility="private", **teach)
+        # drawn when the page opens; the visitor's own draws cancel it, so a late answer never replaces them
+        cl_open = [demo.load(h["closer_on_open"], [cl_model, cl_prompt, cl_layer, cl_head, cl_pos, live_state],
+                             cl_out, api_visibility="private", **teach)] if demo is not None else []
+        closer_tab.select(None, js=REFIT_PLOTS_JS, api_visibility="private")
+        cl_btn.click(h["closer"], cl_in, cl_out, api_name="closer", cancels=cl_open, **teach)
+        cl_layer.release(h["closer"], cl_in, cl_out, api_visibility="private", cancels=cl_open, **teach)
+        cl_head.release(h["closer"], cl_in, cl_out, api_visibility="private", cancels=cl_open, **teach)
         # the sliders follow the chosen model (and the visitor's live model once it is trained)
         gr.on([cl_model.change, live_state.change, *on_load], h["closer_pickers"],
               [cl_model, cl_layer, cl_head, live_state], [cl_layer, cl_head], api_visibility="private")
@@ -162,7 +166,7 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
         gr.on([st_model.change, live_state.change, *on_load], h["step_top_k"], [st_model, st_topk, live_state],
               st_topk, api_visibility="private")
 
-    with gr.Tab("Lessons", id="lessons"):
+    with gr.Tab("Lessons", id="lessons") as lessons_tab:
         gr.Markdown("Ready-made views for a class. Each lesson draws the same heatmaps every time; the link "
                     "below reopens exactly this view. Teacher mode: large text, light page, Cividis colours.")
         with gr.Row():
@@ -191,22 +195,26 @@ def add_teaching_tabs(catalog: Catalog, snapshots_of: str | None = None, live_ca
             ls_file = gr.File(label="HTML to open from a USB stick", elem_id="les-file", interactive=False)
         ls_in = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
         ls_out = [ls_caption, ls_heat, ls_grid, ls_layer, ls_head, ls_link]
-        ls_btn.click(h["lesson"], ls_in, ls_out, api_name="lesson", **teach)
+        ls_open = []  # the lesson named in the link (or the first) drawn at page load; the visitor's draws cancel it
+        if demo is not None:
+            restored = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
+            ls_open = [demo.load(h["restore"], None, restored, api_visibility="private").then(
+                h["lesson_on_load"], ls_in, ls_out, api_visibility="private", **teach)]
+        lessons_tab.select(None, js=REFIT_PLOTS_JS, api_visibility="private")
+        ls_btn.click(h["lesson"], ls_in, ls_out, api_name="lesson", cancels=ls_open, **teach)
         ls_lesson.input(h["lesson_fields"], ls_lesson,
                         [ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_look],
-                        api_visibility="private").then(h["lesson"], ls_in, ls_out, api_visibility="private", **teach)
+                        api_visibility="private", cancels=ls_open).then(h["lesson"], ls_in, ls_out,
+                                                                        api_visibility="private", **teach)
         ls_teacher.change(lambda on: on, ls_teacher, teacher, api_visibility="private")
-        ls_teacher.input(h["lesson"], ls_in, ls_out, api_visibility="private", **teach)  # restyle the view
+        ls_teacher.input(h["lesson"], ls_in, ls_out, api_visibility="private", cancels=ls_open,
+                         **teach)  # restyle the view
         ls_teacher.change(None, ls_teacher, None, js=TEACHER_JS, api_visibility="private")
         ls_model.change(h["lesson_pickers"], [ls_model, ls_layer, ls_head], [ls_layer, ls_head],
                         api_visibility="private")
         ls_html.click(h["lesson_html"], ls_in, ls_file, api_name="lesson_html", **teach)
         ls_all_html.click(h["all_lessons_html"], [ls_model, ls_teacher], ls_file, api_name="all_lessons_html",
                           concurrency_id="export", concurrency_limit=1)  # six lessons: one such run at a time
-        if demo is not None:
-            restored = [ls_lesson, ls_model, ls_prompt, ls_seed, ls_extend, ls_layer, ls_head, ls_teacher]
-            demo.load(h["restore"], None, restored, api_visibility="private").then(
-                h["lesson_on_load"], ls_in, ls_out, api_visibility="private", **teach)
     return h
 
 
