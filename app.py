@@ -26,11 +26,18 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 from gradio.components.plot import PlotData  # noqa: E402
 
-from gptlab import viz  # noqa: E402
-from gptlab.catalog import CHECKPOINTS_ENV, TABLE_HEADERS, Catalog, hub_ids_from_env  # noqa: E402
+from gptlab.classroom.catalog import CHECKPOINTS_ENV, TABLE_HEADERS, Catalog, hub_ids_from_env  # noqa: E402
 from gptlab.errors import GptlabError, UnknownCharactersError  # noqa: E402
-from gptlab.explore import attention_view  # noqa: E402
+from gptlab.figures import (  # noqa: E402
+    attention_heatmap,
+    figure_json,
+    head_average,
+    head_grid,
+    loss_curves,
+    top_predictions_bar,
+)
 from gptlab.generate import generate  # noqa: E402
+from gptlab.inside.explore import attention_view  # noqa: E402
 from gptlab.markdown import code_span  # noqa: E402
 from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, fit_builtin  # noqa: E402
 from gptlab.sampling import GenerationSettings  # noqa: E402
@@ -197,15 +204,15 @@ def make_handlers(catalog: Catalog):
         note = attention_note(view, model, q, query)
         return (
             note + (f"\n\n⚠️ {fit.note(code_span)}" if fit.changed else ""),
-            plot(viz.attention_heatmap(patterns[head], view.labels, f"{model} · layer {layer} · head {head}")),
-            plot(viz.head_grid(patterns, view.labels, f"All heads of layer {layer} (one colour scale)")),
-            plot(viz.attention_heatmap(viz.head_average(patterns), view.labels, f"Layer {layer}: average of heads")),
-            plot(viz.top_predictions_bar(view.predictions[q], f"Next token after {view.labels[q]}")),
+            plot(attention_heatmap(patterns[head], view.labels, f"{model} · layer {layer} · head {head}")),
+            plot(head_grid(patterns, view.labels, f"All heads of layer {layer} (one colour scale)")),
+            plot(attention_heatmap(head_average(patterns), view.labels, f"Layer {layer}: average of heads")),
+            plot(top_predictions_bar(view.predictions[q], f"Next token after {view.labels[q]}")),
         )
 
     def models_fn():
         """The models table and their loss curves."""
-        return catalog.table(), plot(viz.loss_curves(catalog.metrics()))
+        return catalog.table(), plot(loss_curves(catalog.metrics()))
 
     def info_fn(name):
         return gr.update(label=catalog.label(name) if name in catalog.names else "no model")
@@ -252,7 +259,7 @@ def attention_note(view, model: str, q: int, asked: int) -> str:
 
 def plot(fig) -> PlotData:
     """A Plotly figure for gr.Plot, carrying its toolbar config (PNG download button)."""
-    return PlotData(type="plotly", plot=viz.figure_json(fig))
+    return PlotData(type="plotly", plot=figure_json(fig))
 
 
 def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:

@@ -20,6 +20,16 @@ GENERATE_PROMPT = "ROMEO:\n"  # Generate, Bigram vs GPT and Step through
 ATTENTION_PROMPT = "ROMEO:\nWhat light"  # the Attention explorer
 LOOK_PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"  # Across training, Look closer
 EXAMPLES = ("ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be")
+# The lessons' prompts, by lesson id (gptlab.classroom.lessons builds its lessons on them): kept here,
+# with every other text gptlab supplies, so that the core knows them without importing the classroom.
+LESSON_PROMPTS = {
+    "previous-char": LOOK_PROMPT,
+    "line-start": "KING RICHARD:\nNow is the winter\nOf our discontent\nMade glorious\n",
+    "speaker": "First Citizen:\nBefore we proceed.\n\nAll:\nSpeak, speak.\n\nFirst Citizen:\nYou",
+    "same-char": "the three thieves thought that the thing was there\n",
+    "broad": "To be, or not to be, that is the question:\n",
+    "own-words": GENERATE_PROMPT,
+}
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,8 @@ def fit_text(tokenizer: Tokenizer, text: str) -> FittedText:
 
 def builtin_texts() -> frozenset[str]:
     """Every prompt gptlab supplies: sample start, app defaults and examples, lesson prompts."""
-    from .lessons import LESSONS
-
     return frozenset({SAMPLE_START, GENERATE_PROMPT, ATTENTION_PROMPT, LOOK_PROMPT, *EXAMPLES,
-                      *(lesson.prompt for lesson in LESSONS.values())})
+                      *LESSON_PROMPTS.values()})
 
 
 def fit_builtin(tokenizer: Tokenizer, text: str) -> FittedText:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, Checkpoint, _read_json, load_checkpoint
 from .errors import CheckpointError
 
@@ -101,21 +99,3 @@ class SnapshotCache:
                 self._items.popitem(last=False)
         return checkpoint
 
-
-def head_across_training(snapshots: list[Snapshot], cache: SnapshotCache, prompt: str, layer: int, head: int,
-                         most: int = 6) -> list[tuple[Snapshot, torch.Tensor, list[str]]]:
-    """One head's [q, k] pattern on ``prompt`` at up to ``most`` snapshots spread from first to last.
-
-    Returns (snapshot, pattern, token labels) per chosen snapshot, for a strip of small heatmaps.
-    """
-    from .explore import attention_view
-
-    if len(snapshots) > most:  # first, last and evenly spaced ones between
-        picks = sorted({round(i * (len(snapshots) - 1) / (most - 1)) for i in range(most)})
-        snapshots = [snapshots[i] for i in picks]
-    frames = []
-    for snap in snapshots:
-        checkpoint = cache.get(snap)
-        view = attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
-        frames.append((snap, view.patterns[layer][head], view.labels))
-    return frames

@@ -7,13 +7,12 @@ from collections.abc import Callable
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from gptlab import viz
-from gptlab.catalog import Catalog
 from gptlab.checkpoint import Checkpoint
+from gptlab.classroom.catalog import Catalog
 from gptlab.errors import GptlabError, UnknownCharactersError
+from gptlab.figures import figure_json, teacher_style
 from gptlab.markdown import code_span
 from gptlab.prompts import fit_builtin
-from gptlab.viz_teach import teacher_style
 
 # Run when a tab whose views are drawn at page load is shown. A Plotly chart drawn while its tab was
 # hidden (opened, then left before the draw came back) keeps Plotly's default 700 px width until the
@@ -101,4 +100,4 @@ def quietly(draw: Callable[[], tuple], n_outputs: int) -> tuple:
 
 def plot(fig, teacher: bool = False) -> PlotData:
     """A figure for gr.Plot (PNG toolbar button included), in teacher style when asked."""
-    return PlotData(type="plotly", plot=viz.figure_json(teacher_style(fig) if teacher else fig))
+    return PlotData(type="plotly", plot=figure_json(teacher_style(fig) if teacher else fig))

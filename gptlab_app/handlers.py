@@ -8,40 +8,44 @@ from pathlib import Path
 
 import gradio as gr
 
-from gptlab import viz
-from gptlab.catalog import Catalog
+from gptlab.classroom.catalog import Catalog
+from gptlab.classroom.lessons import (
+    LESSONS,
+    MAX_EXTEND,
+    LessonPage,
+    LessonView,
+    draw_lesson,
+    lesson_view,
+    lessons_html,
+    view_from_query,
+)
+from gptlab.classroom.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
 from gptlab.data import TINY_SHAKESPEARE, load_text
 from gptlab.errors import ExportError, GptlabError
-from gptlab.explore import attention_view
-from gptlab.export import safe_name, write_data, write_images
-from gptlab.generate import generate
-from gptlab.heads import describe, label_heads, unit_for
-from gptlab.lens import logit_lens, rollout
-from gptlab.lesson_page import LessonPage, draw_lesson, lesson_view, lessons_html
-from gptlab.lessons import LESSONS, MAX_EXTEND, LessonView, view_from_query
-from gptlab.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveSlots, nats_to_text, train_live
-from gptlab.markdown import code_span
-from gptlab.prompts import fit_builtin, sample_start
-from gptlab.sampling import GenerationSettings
-from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training, snapshot_sample
-from gptlab.stepper import step_once
-from gptlab.viz_teach import (
+from gptlab.figures import (
+    attention_heatmap,
     candidates_figure,
     contribution_bar,
-    labelled_head_grid,
+    head_grid,
     live_loss_figure,
     logit_lens_figure,
     rollout_heatmap,
     step_attention_figure,
+    teacher_style,
     training_strip,
 )
+from gptlab.figures.export import safe_name, write_data, write_images
+from gptlab.inside import across_view, attention_view, closer_look, step_once
+from gptlab.markdown import code_span
+from gptlab.prompts import fit_builtin
+from gptlab.sampling import GenerationSettings
+from gptlab.snapshots import SnapshotCache, find_snapshots
 
 from .common import LIVE, checked_prompt, error, fitted_prompt, get_model, picker_updates, plot, quietly, whole
 
 LIVE_CAP = 2  # live trainings at once on the whole server: each takes one CPU thread
 STEP_TOP_K = 100  # Step through's top-k slider: at most this, or the vocabulary if smaller
 LIVE_REPORT_S = 3.0
-SAMPLE_TOKENS = 160
 
 
 def export_root() -> Path:
@@ -110,43 +114,21 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
     def across_fn(prompt, layer, head, index, teacher=False):
         """One snapshot: note (step, val loss), head heatmap, labelled grid, its sample, the head sentence."""
         prompt = checked_prompt(prompt)
-        found = snapshots()
-        if not found:
-            raise gr.Error("No training snapshots found: train with `python -m train gpt` (it saves "
-                           "snapshots/step_XXXXXX folders) and reload.")
         index = whole(index, "snapshot", 0, 10**6)
-        snap = found[min(index, len(found) - 1)]
+        layer, head = whole(layer, "layer", 0, 10**6), whole(head, "head", 0, 10**6)  # across_view checks the model
         try:
-            checkpoint = cache.get(snap)
+            look = across_view(snapshots(), cache, prompt, layer, head, index)
         except GptlabError as exc:
             raise error(exc) from None
-        layer, head = _pick(checkpoint.config, layer, head)
-        prompt, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)
-        view = _view(checkpoint, prompt)
-        labels = label_heads(view.patterns, view.tokens, view.ids)
-        unit = unit_for(checkpoint.tokenizer.kind)
-        sample = snapshot_sample(checkpoint, snap.step)
-        if sample is None:  # none stored: a short seeded sample, the same for every visitor
-            settings = GenerationSettings(max_new_tokens=SAMPLE_TOKENS, temperature=0.8, seed=1337)
-            sample = "".join(generate(checkpoint.model, checkpoint.tokenizer, sample_start(checkpoint.tokenizer),
-                                      settings))
-        try:
-            frames = head_across_training(found, cache, prompt, layer, head)
-        except GptlabError as exc:
-            raise error(exc) from None
-        note = (f"**Snapshot {min(index, len(found) - 1) + 1} of {len(found)}: {snap.label}** "
-                f"(steps saved: {', '.join(f'{s.step:,}' for s in found)})")
-        if fit_note:
-            note += f"\n\n{fit_note}"
-        title = f"step {snap.step:,} · layer {layer} · head {head}"
+        step, labels = look.snapshot.step, look.view.labels
         return (
-            note,
-            plot(viz.attention_heatmap(view.patterns[layer][head], view.labels, title), teacher),
-            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
-                                    f"step {snap.step:,} · all heads of layer {layer}"), teacher),
-            sample,
-            describe(labels[layer][head], unit),
-            plot(training_strip(frames, f"Layer {layer}, head {head} as training goes on"), teacher),
+            look.note,
+            plot(attention_heatmap(look.pattern, labels, f"step {step:,} · layer {layer} · head {head}"), teacher),
+            plot(head_grid(look.view.patterns[layer], labels, f"step {step:,} · all heads of layer {layer}",
+                           panel_titles=look.panel_titles), teacher),
+            look.sample,
+            look.sentence,
+            plot(training_strip(look.frames, f"Layer {layer}, head {head} as training goes on"), teacher),
         )
 
     # ---- 2. watch it learn --------------------------------------------------------------------
@@ -179,28 +161,21 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, live)
         layer, head = _pick(checkpoint.config, layer, head)
-        prompt, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)
-        view = _view(checkpoint, prompt)
-        n = len(view.ids)
         position = whole(position, "position", -1, 10**6)
-        q = n - 1 if position < 0 or position >= n else position
-        labels = label_heads(view.patterns, view.tokens, view.ids)
-        unit = unit_for(checkpoint.tokenizer.kind)
-        rolled = rollout(view.patterns)[-1]
-        lens = logit_lens(checkpoint.model, checkpoint.tokenizer, view.ids, q)
-        sentence = describe(labels[layer][head], unit)
+        try:
+            look = closer_look(checkpoint.model, checkpoint.tokenizer, prompt, layer, head, position)
+        except GptlabError as exc:
+            raise error(exc) from None
+        labels, at = look.view.labels, look.view.labels[look.position]
         return (
-            f"{sentence}\n\nRollout and logit lens for position {code_span(view.labels[q])}."
-            + (f"\n\n{fit_note}" if fit_note else ""),
-            plot(viz.attention_heatmap(view.patterns[layer][head], view.labels,
-                                       f"{model} · layer {layer} · head {head}"), teacher),
-            plot(labelled_head_grid(view.patterns[layer], view.labels, labels[layer],
-                                    f"All heads of layer {layer}, labelled"), teacher),
-            plot(rollout_heatmap(rolled, view.labels, "Attention rollout through all layers "
+            look.note,
+            plot(attention_heatmap(look.pattern, labels, f"{model} · layer {layer} · head {head}"), teacher),
+            plot(head_grid(look.view.patterns[layer], labels, f"All heads of layer {layer}, labelled",
+                           panel_titles=look.panel_titles), teacher),
+            plot(rollout_heatmap(look.rollout, labels, "Attention rollout through all layers "
                                  "(0.5·A + 0.5·I, heads averaged)"), teacher),
-            plot(contribution_bar(rolled[q], view.labels, f"What flows into {view.labels[q]}"), teacher),
-            plot(logit_lens_figure(lens, f"Logit lens at {view.labels[q]}: next-token guesses layer by layer"),
-                 teacher),
+            plot(contribution_bar(look.rollout[look.position], labels, f"What flows into {at}"), teacher),
+            plot(logit_lens_figure(look.lens, f"Logit lens at {at}: next-token guesses layer by layer"), teacher),
         )
 
     def export_fn(model, prompt, layer, head, teacher=False, live=None):
@@ -214,10 +189,8 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         prompt = fit.text
         view = _view(checkpoint, prompt)
         title = f"{model} · layer {layer} · head {head}"
-        fig = viz.attention_heatmap(view.patterns[layer][head], view.labels, title)
+        fig = attention_heatmap(view.patterns[layer][head], view.labels, title)
         if teacher:
-            from gptlab.viz_teach import teacher_style
-
             fig = teacher_style(fig)
         meta = {"model": model, "layer": layer, "head": head, "prompt": prompt, "dropped": view.dropped}
         folder = export_root() / uuid.uuid4().hex
@@ -282,13 +255,8 @@ def make_teaching_handlers(catalog: Catalog, snapshots_of: str | None = None, li
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, None)
         page = _lesson_page(checkpoint, lesson_id, model, prompt, seed, extend, layer, head, teacher)
-        text_caption = page.caption
-        if page.look_for:
-            text_caption = f"**{page.title.rstrip('.?!')}.** Look for {page.look_for}\n\n{text_caption}"
-        if page.note:
-            text_caption += f"\n\n⚠️ {page.note}"
         return (
-            text_caption,
+            page.summary,
             plot(page.heatmap),  # already in teacher style when asked
             plot(page.grid),
             page.view.layer,
@@ -396,7 +364,7 @@ def _live_outputs(report):
     if report.done:
         status += "\n\nYour model is ready: pick *your model* in 'Look closer' or 'Step through'."
     view = attention_view(report.model, report.tokenizer, report.probe)
-    heat = viz.attention_heatmap(view.patterns[0][0], view.labels, f"step {report.step:,} · layer 0 · head 0")
+    heat = attention_heatmap(view.patterns[0][0], view.labels, f"step {report.step:,} · layer 0 · head 0")
     return (status, plot(live_loss_figure(report.history)), report.sample, plot(heat),
             report.checkpoint() if report.done else gr.skip())
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from gptlab.catalog import Catalog
-from gptlab.lessons import lesson_choices
-from gptlab.live import MAX_CHARS, MAX_SECONDS
+from gptlab.classroom.catalog import Catalog
+from gptlab.classroom.lessons import lesson_choices
+from gptlab.classroom.live import MAX_CHARS, MAX_SECONDS
 from gptlab.prompts import GENERATE_PROMPT, LOOK_PROMPT
 
 from .common import LIVE, MAX_PROMPT_CHARS, REFIT_PLOTS_JS, TEACH_CONCURRENCY, model_choices

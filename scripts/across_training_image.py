@@ -18,14 +18,13 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gptlab.classroom.lessons import resolve_head  # noqa: E402
 from gptlab.errors import ExportError  # noqa: E402
-from gptlab.explore import attention_view  # noqa: E402
-from gptlab.export import figure_image  # noqa: E402
-from gptlab.heads import label_heads  # noqa: E402
-from gptlab.lessons import resolve_head  # noqa: E402
+from gptlab.figures import training_strip  # noqa: E402
+from gptlab.figures.export import figure_image  # noqa: E402
+from gptlab.inside import attention_view, head_across_training, label_heads  # noqa: E402
 from gptlab.prompts import LOOK_PROMPT, fit_text  # noqa: E402
-from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training  # noqa: E402
-from gptlab.viz_teach import training_strip  # noqa: E402
+from gptlab.snapshots import SnapshotCache, find_snapshots  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from gptlab.export import browser_available
+from gptlab.figures.export import browser_available
 
 REQUIRED = os.environ.get("GPTLAB_REQUIRE_BROWSER") == "1"
 _found = browser_available()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from app_process import REPO, running_app
 
-from gptlab.explore import token_labels
+from gptlab.inside.explore import token_labels
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = os.environ.get("GPTLAB_REQUIRE_BROWSER") == "1"

@@ -9,9 +9,9 @@ from teaching_shelf import SNAPSHOT_STEPS, make_foreign_shelf, make_shelf
 from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
 
 from gptlab import load_checkpoint
-from gptlab.explore import attention_view
-from gptlab.heads import label_heads
-from gptlab.lessons import LESSONS, resolve_head
+from gptlab.classroom.lessons import LESSONS, resolve_head
+from gptlab.inside.explore import attention_view
+from gptlab.inside.heads import label_heads
 
 pytestmark = BROWSER_MARKS
 

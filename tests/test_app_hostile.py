@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app
-from gptlab.catalog import Catalog
+from gptlab.classroom.catalog import Catalog
 from gptlab.errors import GptlabError
-from gptlab.explore import attention_view
+from gptlab.inside.explore import attention_view
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT_S = 60  # a request that takes longer counts as a hang

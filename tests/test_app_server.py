@@ -16,8 +16,8 @@ from gradio_client.exceptions import AppError
 
 import app
 from gptlab import load_checkpoint
-from gptlab.catalog import Catalog
-from gptlab.explore import attention_view
+from gptlab.classroom.catalog import Catalog
+from gptlab.inside.explore import attention_view
 
 PROMPT = "First Citizen:\n"  # every character is in the tiny corpus's vocabulary
 GEN = dict(max_new_tokens=120, temperature=0.8, top_k=0, top_p=1.0, seed=7)

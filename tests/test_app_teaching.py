@@ -23,11 +23,11 @@ from teaching_shelf import PARAGRAPH, SNAPSHOT_STEPS, make_foreign_shelf, make_s
 
 import app
 from gptlab import load_checkpoint
-from gptlab.catalog import Catalog
-from gptlab.explore import attention_view
-from gptlab.export import attention_csv, browser_available
-from gptlab.heads import describe, label_heads
-from gptlab.lessons import LESSONS, resolve_head
+from gptlab.classroom.catalog import Catalog
+from gptlab.classroom.lessons import LESSONS, resolve_head
+from gptlab.figures.export import attention_csv, browser_available
+from gptlab.inside.explore import attention_view
+from gptlab.inside.heads import describe, label_heads
 from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, LOOK_PROMPT, fit_text
 
 PROMPT = "First Citizen:\nBefore we proceed"

@@ -6,8 +6,8 @@ import pytest
 from teaching_shelf import PARAGRAPH
 
 from gptlab import BPETokenizer, CharTokenizer, GenerationSettings, ModelConfig, build_model, generate
+from gptlab.classroom.lessons import LESSONS
 from gptlab.errors import UnknownCharactersError
-from gptlab.lessons import LESSONS
 from gptlab.markdown import code_span
 from gptlab.prompts import (
     ATTENTION_PROMPT,

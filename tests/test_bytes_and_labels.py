@@ -21,26 +21,29 @@ from gptlab import (
     get_batch,
     load_checkpoint,
     save_checkpoint,
-    viz,
 )
-from gptlab.catalog import Catalog
-from gptlab.explore import attention_view, top_predictions
-from gptlab.generate import generate, generate_ids
-from gptlab.generate.__main__ import main as cli_main
-from gptlab.heads import label_heads, reference_masks, score_head
-from gptlab.lens import LensRow, logit_lens
-from gptlab.snapshots import Snapshot
-from gptlab.stepper import step_once
-from gptlab.tokenizers import IncrementalDecoder, visible_tokens
-from gptlab.viz_teach import (
+from gptlab.classroom.catalog import Catalog
+from gptlab.figures import (
+    attention_heatmap,
     candidates_figure,
     contribution_bar,
-    labelled_head_grid,
+    head_grid,
+    ladder_chart,
     logit_lens_figure,
     rollout_heatmap,
     step_attention_figure,
+    top_predictions_bar,
     training_strip,
+    unique_labels,
 )
+from gptlab.generate import generate, generate_ids
+from gptlab.generate.__main__ import main as cli_main
+from gptlab.inside.explore import attention_view, top_predictions
+from gptlab.inside.heads import label_heads, reference_masks, score_head
+from gptlab.inside.lens import LensRow, logit_lens
+from gptlab.inside.steps import step_once
+from gptlab.snapshots import Snapshot
+from gptlab.tokenizers import IncrementalDecoder, visible_tokens
 
 GPT_BPE = Path(__file__).resolve().parent.parent / "checkpoints" / "gpt-bpe"
 GREEDY_12 = GenerationSettings(max_new_tokens=12, temperature=0.0)
@@ -175,17 +178,17 @@ def test_every_figure_keeps_colliding_labels_apart(gpt_bpe):
     head_labels = label_heads([heads], ["a", "b", "c"])[0]
     snap = Snapshot(0, Path("step_000000"), None)
     figures = {
-        "attention_heatmap": viz.attention_heatmap(pattern, same),
-        "head_grid": viz.head_grid(heads, same),
-        "top_predictions_bar": viz.top_predictions_bar(list(zip(same, [0.5, 0.3, 0.2], strict=True))),
+        "attention_heatmap": attention_heatmap(pattern, same),
+        "head_grid": head_grid(heads, same),
+        "top_predictions_bar": top_predictions_bar(list(zip(same, [0.5, 0.3, 0.2], strict=True))),
         "rollout_heatmap": rollout_heatmap(pattern, same),
         "contribution_bar": contribution_bar(pattern[2], same),
-        "labelled_head_grid": labelled_head_grid(heads, same, head_labels),
+        "head_grid with panel titles": head_grid(heads, same, panel_titles=[lab.panel_title for lab in head_labels]),
         "candidates_figure": candidates_figure([(t, 0.3, 0.3) for t in same], 0),
         "step_attention_figure": step_attention_figure(heads[None, :, 2, :], same),
         "logit_lens_figure": logit_lens_figure([LensRow("embed", [("a", 0.5)])] * n),
         "training_strip": training_strip([(snap, pattern, same)] * 2),
-        "ladder_chart": viz.ladder_chart({"gpt": {"bits_per_char": 2.0}, "gpt ": {"bits_per_char": 2.1}}),
+        "ladder_chart": ladder_chart({"gpt": {"bits_per_char": 2.0}, "gpt ": {"bits_per_char": 2.1}}),
     }
     for name, fig in figures.items():
         axes = _categories(fig)
@@ -195,8 +198,8 @@ def test_every_figure_keeps_colliding_labels_apart(gpt_bpe):
 
 
 def test_unique_labels_leave_distinct_labels_alone():
-    assert viz.unique_labels(["a", "b"]) == ["a", "b"]
-    assert viz.unique_labels(["a", "a (2)", "a", "a"]) == ["a", "a (2)", "a (3)", "a (4)"]
+    assert unique_labels(["a", "b"]) == ["a", "b"]
+    assert unique_labels(["a", "a (2)", "a", "a"]) == ["a", "a (2)", "a (3)", "a (4)"]
 
 
 # ---- kind 6: byte tokens are told apart and compared by id --------------------------------------------

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from gptlab import GptlabError
-from gptlab.catalog import Catalog, discover, format_duration, format_params, hub_ids_from_env, training_time
+from gptlab.classroom.catalog import Catalog, discover, format_duration, format_params, hub_ids_from_env, training_time
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,21 +33,36 @@ def test_shipped_copy_is_exactly_tiny_shakespeare():
     assert text == read_tiny_shakespeare() and text.startswith("First Citizen:\nBefore we proceed")
 
 
-@pytest.mark.slow
-def test_the_built_wheel_carries_the_corpus(tmp_path):
-    """`pip install .` must install the corpus too: build a wheel from a copy of the sources and look inside."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Iterator[zipfile.ZipFile]:
+    """`pip install .` as a wheel, built from a copy of the sources (the build leaves nothing in the tree)."""
     pytest.importorskip("setuptools", reason="building a wheel without network needs setuptools in the venv")
-    source = tmp_path / "src"  # a copy, so that the build leaves nothing in the working tree
+    tmp_path = tmp_path_factory.mktemp("wheel")
+    source = tmp_path / "src"
     for name in ("gptlab", "gptlab_app", "train"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", source)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                             "-q", "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp_path / "wheel").glob("gptlab-*.whl")
+    (path,) = (tmp_path / "wheel").glob("gptlab-*.whl")
+    with zipfile.ZipFile(path) as z:
+        yield z
+
+
+@pytest.mark.slow
+def test_the_built_wheel_carries_the_corpus(wheel):
     inside = SHIPPED_TINY_SHAKESPEARE.relative_to(REPO).as_posix()
-    with zipfile.ZipFile(wheel) as z:
-        assert z.read(inside) == SHIPPED_TINY_SHAKESPEARE.read_bytes()
+    assert wheel.read(inside) == SHIPPED_TINY_SHAKESPEARE.read_bytes()
+
+
+@pytest.mark.slow
+def test_the_built_wheel_carries_every_module_of_every_layer(wheel):
+    """Each subpackage (inside/, figures/, classroom/lessons/, ...) and the export's worker, run by path."""
+    modules = {p.relative_to(REPO).as_posix() for name in ("gptlab", "gptlab_app", "train")
+               for p in (REPO / name).rglob("*.py") if "__pycache__" not in p.parts}
+    assert "gptlab/figures/kaleido_worker.py" in modules and "gptlab/classroom/lessons/__main__.py" in modules
+    assert modules - set(wheel.namelist()) == set()
 
 
 def _changed_text(xz: bytes) -> bytes:  # intact xz of a text that differs in one byte

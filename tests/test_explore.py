@@ -15,7 +15,7 @@ from gptlab import (
     run_with_cache,
     visible_token,
 )
-from gptlab.explore import attention_view, encode_prompt, has_attention, pattern_names
+from gptlab.inside.explore import attention_view, encode_prompt, has_attention, pattern_names
 
 PROMPT = "First Citizen:\nSpeak, speak."
 

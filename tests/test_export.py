@@ -19,10 +19,9 @@ import pytest
 import torch
 from renderer_marks import NEEDS_RENDERER
 
-from gptlab import viz
 from gptlab.errors import ExportError, GptlabError
-from gptlab.explore import token_labels
-from gptlab.export import (
+from gptlab.figures import attention_heatmap
+from gptlab.figures.export import (
     attention_csv,
     attention_json,
     browser_available,
@@ -31,6 +30,7 @@ from gptlab.export import (
     write_data,
     write_exports,
 )
+from gptlab.inside.explore import token_labels
 
 TOKENS = list("a,a\n")
 LABELS = token_labels(TOKENS)
@@ -54,7 +54,7 @@ def test_json_round_trips_with_meta():
 
 @NEEDS_RENDERER
 def test_images_render_with_kaleido(tmp_path):
-    fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
+    fig = attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
     paths = write_exports(tmp_path, "gpt · layer 1 · head 2", fig, PATTERN, LABELS, TOKENS)
     assert {p.name for p in paths.values()} == {f"gpt-layer-1-head-2.{e}" for e in ("png", "svg", "csv", "json")}
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -85,7 +85,7 @@ def test_without_a_browser_export_says_what_to_install_in_seconds(tmp_path, brow
     browser_at(tmp_path / "no-chromium-here")
     check = browser_available()
     assert not check.available and "no-chromium-here" in check.reason
-    fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
+    fig = attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
     for fmt in ("png", "svg"):
         start = time.monotonic()
         with pytest.raises(ExportError) as caught:
@@ -99,7 +99,7 @@ def test_without_a_browser_export_says_what_to_install_in_seconds(tmp_path, brow
 @pytest.mark.timeout(60)
 def test_without_a_browser_csv_and_json_are_still_written(tmp_path, browser_at):
     browser_at(tmp_path / "no-chromium-here")
-    fig = viz.attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
+    fig = attention_heatmap(PATTERN, LABELS, "gpt · layer 1 · head 2")
     with pytest.raises(ExportError, match="apt-get install chromium"):
         write_exports(tmp_path / "all", "view", fig, PATTERN, LABELS, TOKENS)
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["view.csv", "view.json"]
@@ -130,7 +130,7 @@ def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path
     stuck.write_text("#!/bin/sh\nexec sleep 600\n")
     stuck.chmod(0o755)
     browser_at(stuck)
-    fig = viz.attention_heatmap(PATTERN, LABELS, "stuck")
+    fig = attention_heatmap(PATTERN, LABELS, "stuck")
     for _ in range(2):  # the second render is not blocked by the first one's leftovers
         start = time.monotonic()
         with pytest.raises(ExportError, match="took longer than 3 s"):
@@ -148,7 +148,7 @@ def test_export_works_again_after_a_stuck_browser(tmp_path, browser_at):
     stuck.write_text("#!/bin/sh\nexec sleep 600\n")
     stuck.chmod(0o755)
     browser_at(stuck)
-    fig = viz.attention_heatmap(PATTERN, LABELS, "again")
+    fig = attention_heatmap(PATTERN, LABELS, "again")
     with pytest.raises(ExportError):
         figure_image(fig, "svg", timeout_s=2)
     browser_at(Path(found.path or os.devnull))

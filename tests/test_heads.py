@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gptlab.heads import LABELS, describe, label_heads, reference_masks, score_head, synthetic_pattern
+from gptlab.inside.heads import LABELS, describe, label_heads, reference_masks, score_head, synthetic_pattern
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die.\n")

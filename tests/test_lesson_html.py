@@ -16,11 +16,10 @@ from offline_html import assert_standalone, references
 from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM
 
 from gptlab import load_checkpoint
-from gptlab.cli_lessons import ALL_LESSONS_FILE
-from gptlab.cli_lessons import main as cli_main
+from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
+from gptlab.classroom.lessons.__main__ import ALL_LESSONS_FILE
+from gptlab.classroom.lessons.__main__ import main as cli_main
 from gptlab.errors import InputError
-from gptlab.lesson_page import draw_lesson, lesson_view, lessons_html
-from gptlab.lessons import LESSONS
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "checkpoints"
@@ -115,8 +114,9 @@ def test_chromium_opens_it_from_file_with_the_network_blocked(lesson_file, teach
 @pytest.mark.slow
 def test_the_command_line_writes_every_lesson_as_a_file_of_its_own(tmp_path):
     out = tmp_path / "lessons"
-    run = subprocess.run([sys.executable, "-m", "gptlab.lessons", "export", str(out), "--teacher", "--model", "gpt",
-                          "--checkpoints", str(SHIPPED)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "gptlab.classroom.lessons", "export", str(out), "--teacher",
+                          "--model", "gpt", "--checkpoints", str(SHIPPED)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     expected = [f"{lesson}.html" for lesson in LESSONS] + [ALL_LESSONS_FILE]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
@@ -138,6 +138,7 @@ def test_the_command_line_names_the_models_it_has_when_one_is_missing(tmp_path, 
 
 
 def test_the_library_does_not_import_its_command_line():
-    code = "import sys, gptlab.lessons, gptlab.lesson_page; print('gptlab.cli_lessons' in sys.modules)"
+    code = ("import sys, gptlab, gptlab.classroom, gptlab.classroom.lessons; "
+            "print('gptlab.classroom.lessons.__main__' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr

@@ -8,8 +8,8 @@ import threading
 import pytest
 import torch
 
+from gptlab.classroom.live import MAX_CHARS, MAX_SECONDS, BusyError, LiveConfig, LiveSlots, check_text, train_live
 from gptlab.errors import InputError
-from gptlab.live import MAX_CHARS, MAX_SECONDS, BusyError, LiveConfig, LiveSlots, check_text, train_live
 
 FAST = LiveConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=8, report_every_s=0.3,
                   eval_batches=2, sample_tokens=40, max_seconds=1.5)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from gptlab.card import model_card
-from gptlab.heads import label_heads, synthetic_pattern
-from gptlab.lessons import caption
+from gptlab.classroom.lessons import caption
+from gptlab.inside.heads import label_heads, synthetic_pattern
 from gptlab.markdown import code_block, code_span
 from gptlab.models import ModelConfig
 

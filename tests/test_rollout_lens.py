@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gptlab import load_checkpoint
-from gptlab.explore import attention_view
-from gptlab.lens import logit_lens, resid_names, rollout
-from gptlab.viz_teach import contribution_bar, logit_lens_figure, rollout_heatmap
+from gptlab.figures import contribution_bar, logit_lens_figure, rollout_heatmap
+from gptlab.inside.explore import attention_view
+from gptlab.inside.lens import logit_lens, resid_names, rollout
 
 
 def causal_random(heads: int, n: int, seed: int) -> torch.Tensor:

@@ -7,24 +7,35 @@ import shutil
 
 import pytest
 import torch
-from teaching_shelf import SNAPSHOT_STEPS, make_shelf
+from teaching_shelf import NARROW, PARAGRAPH, SNAPSHOT_STEPS, make_shelf, write_snapshots
 
-from gptlab import GenerationSettings, load_checkpoint
-from gptlab.errors import InputError
-from gptlab.explore import attention_view
-from gptlab.heads import label_heads, synthetic_pattern
-from gptlab.lessons import LESSONS, LessonView, caption, resolve_head, view_from_query
-from gptlab.snapshots import SnapshotCache, find_snapshots, head_across_training, snapshot_sample
-from gptlab.stepper import step_once
-from gptlab.viz_teach import (
+from gptlab import CharTokenizer, GenerationSettings, ModelConfig, build_model, load_checkpoint
+from gptlab.classroom.lessons import (
+    LESSONS,
+    LessonView,
+    caption,
+    draw_lesson,
+    lesson_view,
+    resolve_head,
+    view_from_query,
+)
+from gptlab.errors import CheckpointError, InputError, UnknownCharactersError
+from gptlab.figures import (
     TEACHER_COLORSCALE,
     candidates_figure,
-    labelled_head_grid,
+    head_grid,
     live_loss_figure,
     step_attention_figure,
     teacher_style,
     training_strip,
 )
+from gptlab.inside import across_view, closer_look, describe, rollout
+from gptlab.inside.across import head_across_training
+from gptlab.inside.explore import attention_view
+from gptlab.inside.heads import label_heads, synthetic_pattern
+from gptlab.inside.steps import step_once
+from gptlab.prompts import LOOK_PROMPT
+from gptlab.snapshots import SnapshotCache, find_snapshots, snapshot_sample
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +149,7 @@ def test_step_through_is_reproducible_and_shows_the_settings_effect(tiny):
 def test_teacher_style_and_other_figures(tiny):
     view = attention_view(tiny.model, tiny.tokenizer, "All:\nSpeak.")
     labels = label_heads(view.patterns, view.tokens)
-    grid = labelled_head_grid(view.patterns[0], view.labels, labels[0])
+    grid = head_grid(view.patterns[0], view.labels, panel_titles=[label.panel_title for label in labels[0]])
     assert [a.text for a in grid.layout.annotations] == [f"head {h} · {labels[0][h].short}" for h in range(4)]
     styled = teacher_style(grid)
     assert styled.layout.font.size >= 20 and styled.layout.coloraxis.colorscale[0][1] != ""
@@ -146,3 +157,76 @@ def test_teacher_style_and_other_figures(tiny):
     loss = live_loss_figure([{"step": 0, "time_s": 0, "train_loss": 4.0, "val_loss": 4.1},
                              {"step": 90, "time_s": 3, "train_loss": 2.5, "val_loss": 2.6}])
     assert [t.name for t in loss.data] == ["train", "val"] and list(loss.data[1].y) == [4.1, 2.6]
+
+
+# ---- the one library call behind each teaching tab ------------------------------------------------------
+
+def test_closer_look_reads_one_head_the_rollout_and_the_lens_at_one_position(tiny):
+    """What the Look closer tab draws, reachable without a server: one call, one view object."""
+    prompt = "All:\nSpeak."
+    look = closer_look(tiny.model, tiny.tokenizer, prompt, 1, 2, 4)
+    view = attention_view(tiny.model, tiny.tokenizer, prompt)
+    labels = label_heads(view.patterns, view.tokens, view.ids)
+    torch.testing.assert_close(look.pattern, view.patterns[1][2])
+    torch.testing.assert_close(look.rollout, rollout(view.patterns)[-1])
+    torch.testing.assert_close(look.rollout.sum(-1), torch.ones(len(view.ids)))
+    assert look.position == 4 and look.sentence == describe(labels[1][2])
+    assert look.panel_titles == [f"head {h} · {labels[1][h].short}" for h in range(4)]
+    assert [row.name for row in look.lens] == ["embed", "after layer 0", "after layer 1"]
+    assert look.lens[-1].guesses[0][0] == view.predictions[4][0][0]  # the last depth is the model's own guess
+    assert look.note == f"{look.sentence}\n\nRollout and logit lens for position `4:↵`." and look.prompt_note == ""
+    last = len(view.ids) - 1
+    assert closer_look(tiny.model, tiny.tokenizer, prompt, 0, 0).position == last  # -1: the last token
+    assert closer_look(tiny.model, tiny.tokenizer, prompt, 0, 0, 99).position == last
+    with pytest.raises(InputError, match=r"head must be a whole number in 0\.\.3 for this model, got 4"):
+        closer_look(tiny.model, tiny.tokenizer, prompt, 0, 4)
+    with pytest.raises(InputError, match=r"layer must be a whole number in 0\.\.1"):
+        closer_look(tiny.model, tiny.tokenizer, prompt, -1, 0)
+
+
+def test_closer_look_fits_a_built_in_prompt_and_keeps_a_persons_own(tiny):
+    tokenizer = CharTokenizer.train(PARAGRAPH)
+    model = build_model(ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2, n_embd=16,
+                                    block_size=64)).eval()
+    look = closer_look(model, tokenizer, LOOK_PROMPT, 0, 1)
+    assert look.prompt_note.startswith("This model has never seen ") and set(look.view.tokens) <= set(PARAGRAPH)
+    assert look.note.endswith(f"\n\n⚠️ {look.prompt_note}")
+    with pytest.raises(UnknownCharactersError):
+        closer_look(model, tokenizer, "ROMEO, art thou", 0, 1)
+
+
+def test_across_view_reads_the_chosen_snapshot_and_the_head_at_every_step(model_folder):
+    """What the Across training tab draws: the snapshot the slider points at, and the strip of one head."""
+    found, cache = find_snapshots(model_folder), SnapshotCache()
+    prompt = "First Citizen:\nBefore we proceed"
+    first = across_view(found, cache, prompt, 0, 1, 0)
+    ck = cache.get(found[0])
+    view = attention_view(ck.model, ck.tokenizer, prompt)
+    torch.testing.assert_close(first.pattern, view.patterns[0][1])
+    assert (first.snapshot.step, first.sample) == (SNAPSHOT_STEPS[0], "sample at step 0")
+    assert first.sentence == describe(label_heads(view.patterns, view.tokens, view.ids)[0][1])
+    assert [snap.step for snap, _, _ in first.frames] == list(SNAPSHOT_STEPS)
+    torch.testing.assert_close(first.frames[0][1], first.pattern)
+    steps = ", ".join(f"{s:,}" for s in SNAPSHOT_STEPS)
+    assert first.note == f"**Snapshot 1 of {len(found)}: {found[0].label}** (steps saved: {steps})"
+    assert across_view(found, cache, prompt, 0, 1, 99).index == across_view(found, cache, prompt, 0, 1).index == 2
+    with pytest.raises(InputError, match="head must be a whole number in 0..3"):
+        across_view(found, cache, prompt, 0, 9)
+    with pytest.raises(CheckpointError, match="No training snapshots found"):
+        across_view([], cache, prompt, 0, 0)
+
+
+def test_across_view_makes_a_seeded_sample_where_none_was_stored(tmp_path):
+    found = [find_snapshots(folder.parent.parent)[0] for folder in
+             write_snapshots(tmp_path / "gpt", PARAGRAPH, steps=(0,), shape=NARROW, samples=False)]
+    one, again = (across_view(found, SnapshotCache(), LOOK_PROMPT, 0, 1) for _ in range(2))
+    assert one.sample and one.sample == again.sample and set(one.sample) <= set(PARAGRAPH)
+    assert "never seen" in one.prompt_note and one.note.endswith(f"⚠️ {one.prompt_note}")
+
+
+def test_a_lesson_page_says_what_the_lessons_tab_shows(tiny):
+    page = draw_lesson(tiny, lesson_view("speaker", "gpt"))
+    assert page.summary.startswith(f"**3. Who is speaking.** Look for {LESSONS['speaker'].look_for}\n\n{page.caption}")
+    assert page.summary.endswith(f"\n\n⚠️ {page.note}" if page.note else page.caption)
+    titles = [a.text for a in page.grid.layout.annotations]
+    assert len(titles) == 4 and all(title.startswith(f"head {h} · ") for h, title in enumerate(titles))

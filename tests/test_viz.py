@@ -1,4 +1,4 @@
-"""viz: the figures show exactly the captured attention, masked, labelled, on shared scales."""
+"""gptlab.figures: the figures show exactly the captured attention, masked, labelled, on shared scales."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from gptlab import load_checkpoint, viz
-from gptlab.explore import attention_view
+from gptlab import figures, load_checkpoint
+from gptlab.figures.attention import GRID_MAX_TOKENS
+from gptlab.inside.explore import attention_view
 
 PROMPT = "All:\nSpeak, speak."
 
@@ -24,7 +25,7 @@ def view(tiny_checkpoints):
 
 def test_heatmap_values_equal_the_captured_attention(view):
     pattern = view.patterns[1][2]
-    trace = viz.attention_heatmap(pattern, view.labels, "layer 1 head 2").data[0]
+    trace = figures.attention_heatmap(pattern, view.labels, "layer 1 head 2").data[0]
     n = len(view.labels)
     for q in range(n):
         for k in range(n):
@@ -35,7 +36,7 @@ def test_heatmap_values_equal_the_captured_attention(view):
 
 
 def test_heatmap_axes_labels_orientation_and_hover(view):
-    fig = viz.attention_heatmap(view.patterns[0][0], view.labels, "t")
+    fig = figures.attention_heatmap(view.patterns[0][0], view.labels, "t")
     trace = fig.data[0]
     assert list(trace.x) == view.labels and list(trace.y) == view.labels
     assert len(set(trace.x)) == len(trace.x)
@@ -49,33 +50,33 @@ def test_heatmap_axes_labels_orientation_and_hover(view):
 
 def test_heatmap_rejects_labels_that_do_not_fit(view):
     with pytest.raises(ValueError, match="labels"):
-        viz.attention_heatmap(view.patterns[0][0], view.labels[:-1])
+        figures.attention_heatmap(view.patterns[0][0], view.labels[:-1])
 
 
 def test_masked_turns_the_upper_triangle_into_gaps():
-    z = viz.masked(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))
+    z = figures.masked(torch.tensor([[1.0, 0.0], [0.25, 0.75]]))
     np.testing.assert_array_equal(z, np.array([[1.0, np.nan], [0.25, 0.75]], dtype=np.float32))
 
 
 def test_matrices_travel_as_compact_typed_arrays(view):
-    data = json.loads(viz.figure_json(viz.attention_heatmap(view.patterns[0][0], view.labels)))
+    data = json.loads(figures.figure_json(figures.attention_heatmap(view.patterns[0][0], view.labels)))
     z = data["data"][0]["z"]
     assert z["dtype"] == "f4" and "bdata" in z  # base64, not a list of decimal floats
 
 
 def test_grid_zooms_on_the_last_positions_of_a_long_context():
-    n = viz.GRID_MAX_TOKENS + 10
+    n = GRID_MAX_TOKENS + 10
     patterns = torch.softmax(torch.randn(2, n, n).masked_fill(torch.ones(n, n).triu(1).bool(), -torch.inf), -1)
     labels = [f"{i}:x" for i in range(n)]
-    fig = viz.head_grid(patterns, labels, "grid")
-    assert list(fig.data[0].x) == labels[-viz.GRID_MAX_TOKENS:]
-    assert f"last {viz.GRID_MAX_TOKENS} of {n}" in fig.layout.title.text
+    fig = figures.head_grid(patterns, labels, "grid")
+    assert list(fig.data[0].x) == labels[-GRID_MAX_TOKENS:]
+    assert f"last {GRID_MAX_TOKENS} of {n}" in fig.layout.title.text
     assert fig.data[1].z[-1][-1] == pytest.approx(float(patterns[1, -1, -1]))
 
 
 def test_head_grid_has_one_trace_per_head_on_one_colour_scale(view):
     patterns = view.patterns[0]
-    fig = viz.head_grid(patterns, view.labels, "grid")
+    fig = figures.head_grid(patterns, view.labels, "grid")
     assert len(fig.data) == patterns.size(0)
     assert {trace.coloraxis for trace in fig.data} == {"coloraxis"}
     assert fig.layout.coloraxis.cmin == 0.0
@@ -88,13 +89,13 @@ def test_head_grid_has_one_trace_per_head_on_one_colour_scale(view):
 
 
 def test_head_average_is_the_mean_over_heads(view):
-    avg = viz.head_average(view.patterns[1])
+    avg = figures.head_average(view.patterns[1])
     torch.testing.assert_close(avg, view.patterns[1].mean(0))
     torch.testing.assert_close(avg.sum(-1), torch.ones(avg.size(0)))
 
 
 def test_top_predictions_bar_keeps_order_and_labels(view):
-    fig = viz.top_predictions_bar(view.predictions[-1], "next")
+    fig = figures.top_predictions_bar(view.predictions[-1], "next")
     bar = fig.data[0]
     assert [y.strip() for y in bar.y] == [tok for tok, _ in view.predictions[-1]]
     assert list(bar.x) == [p for _, p in view.predictions[-1]]
@@ -104,7 +105,7 @@ def test_top_predictions_bar_keeps_order_and_labels(view):
 def test_loss_curves_draw_train_and_val_per_model():
     history = [{"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 100, "tokens": s, "time_s": s}
                for s in (0, 50, 100)]
-    fig = viz.loss_curves({"bigram": {"history": history}, "gpt": {"history": history[:2]}})
+    fig = figures.loss_curves({"bigram": {"history": history}, "gpt": {"history": history[:2]}})
     names = [t.name for t in fig.data]
     assert names == ["bigram val", "bigram train", "gpt val", "gpt train"]
     assert list(fig.data[0].x) == [0, 50, 100] and list(fig.data[0].y) == [3.1, 2.6, 2.1]
@@ -112,12 +113,12 @@ def test_loss_curves_draw_train_and_val_per_model():
 
 
 def test_loss_curves_say_when_there_is_no_history():
-    fig = viz.loss_curves({"gpt": {"best": {"val_loss": 2.0}}})
+    fig = figures.loss_curves({"gpt": {"best": {"val_loss": 2.0}}})
     assert not fig.data
     assert "No training history" in fig.layout.annotations[0].text
 
 
 def test_figure_json_carries_the_png_download_config(view):
-    data = json.loads(viz.figure_json(viz.attention_heatmap(view.patterns[0][0], view.labels)))
+    data = json.loads(figures.figure_json(figures.attention_heatmap(view.patterns[0][0], view.labels)))
     assert data["config"]["toImageButtonOptions"]["format"] == "png"
     assert go.Figure(data["data"], data["layout"]).data[0].type == "heatmap"

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no checkpoints with metrics.json under {args.checkpoints}", file=sys.stderr)
         return 1
     from gptlab.errors import ExportError
-    from gptlab.export import figure_image
-    from gptlab.viz import ladder_chart
+    from gptlab.figures import ladder_chart
+    from gptlab.figures.export import figure_image
 
     args.chart.parent.mkdir(parents=True, exist_ok=True)
     try:  # bounded: without a browser this fails in seconds and says what to install

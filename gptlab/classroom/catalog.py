@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
-from .errors import GptlabError
-from .explore import has_attention
+from ..checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from ..errors import GptlabError
+from ..inside.explore import has_attention
 
 # Ladder order: simplest first. Names outside the ladder come after, alphabetically.
 LADDER = ("bigram", "single_head", "multi_head", "blocks", "gpt", "gpt-bpe")

@@ -7,7 +7,7 @@ the caption and the styling (teacher mode: large type, the Cividis scale). It op
     page = draw_lesson(load_checkpoint("checkpoints/gpt"), lesson_view("previous-char", teacher=True))
     Path("lesson.html").write_text(lessons_html([page]), encoding="utf-8")
 
-``python -m gptlab.lessons export OUT_DIR`` writes every lesson this way.
+``python -m gptlab.classroom.lessons export OUT_DIR`` writes every lesson this way.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from dataclasses import dataclass, replace
 import plotly.graph_objects as go
 from markdown_it import MarkdownIt
 
-from . import viz
-from .checkpoint import Checkpoint
-from .errors import InputError
-from .explore import attention_view
-from .generate import generate
-from .heads import label_heads, unit_for
-from .lessons import LESSONS, MAX_EXTEND, LessonView, caption, find_for, resolve_head
-from .markdown import code_span
-from .prompts import fit_builtin
-from .sampling import GenerationSettings
-from .viz_teach import labelled_head_grid, teacher_style
+from ...checkpoint import Checkpoint
+from ...errors import InputError
+from ...figures.attention import attention_heatmap, head_grid
+from ...figures.style import PLOT_CONFIG, teacher_style
+from ...generate import generate
+from ...inside.explore import attention_view
+from ...inside.heads import label_heads, unit_for
+from ...markdown import code_span
+from ...prompts import fit_builtin
+from ...sampling import GenerationSettings
+from .presets import LESSONS, MAX_EXTEND, LessonView, caption, find_for, resolve_head
 
 EXTEND_TEMPERATURE = 0.8  # a lesson's seeded continuation, as the app's Lessons tab writes it
 PAGE_CSS = """
@@ -48,7 +48,11 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a caption s
 
 @dataclass(frozen=True)
 class LessonPage:
-    """One lesson drawn with one model: the view (layer and head resolved), its words and its figures."""
+    """One lesson drawn with one model: the view (layer and head resolved), its words and its figures.
+
+    ``heatmap`` draws the head's ``[query, key]`` attention over the T tokens of the prompt (and of
+    its seeded continuation); ``grid`` draws the layer's ``[head, query, key]`` on one colour scale.
+    """
 
     view: LessonView  # layer and head are the ones drawn (never -1)
     title: str
@@ -57,6 +61,14 @@ class LessonPage:
     heatmap: go.Figure  # the head's attention, [query, key]
     grid: go.Figure  # every head of the layer on one colour scale, each titled with its label
     note: str = ""  # Markdown: which characters of a built-in prompt this model never saw and left out
+
+    @property
+    def summary(self) -> str:
+        """Markdown for the Lessons tab: the lesson and what to look for, the caption, the prompt's note."""
+        text = self.caption
+        if self.look_for:
+            text = f"**{self.title.rstrip('.?!')}.** Look for {self.look_for}\n\n{text}"
+        return text + (f"\n\n⚠️ {self.note}" if self.note else "")
 
 
 def lesson_view(lesson_id: str, model: str = "gpt", teacher: bool = False) -> LessonView:
@@ -89,8 +101,9 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView) -> LessonPage:
     labels = label_heads(seen.patterns, seen.tokens, seen.ids)
     layer, head = resolve_head(labels, view.layer, view.head, find_for(view))
     pattern = seen.patterns[layer][head]  # [query, key]
-    heatmap = viz.attention_heatmap(pattern, seen.labels, f"{view.model} · layer {layer} · head {head}")
-    grid = labelled_head_grid(seen.patterns[layer], seen.labels, labels[layer], f"All heads of layer {layer}")
+    heatmap = attention_heatmap(pattern, seen.labels, f"{view.model} · layer {layer} · head {head}")
+    grid = head_grid(seen.patterns[layer], seen.labels, f"All heads of layer {layer}",
+                     panel_titles=[label.panel_title for label in labels[layer]])
     if view.teacher:
         heatmap, grid = teacher_style(heatmap), teacher_style(grid)
     lesson = LESSONS.get(view.lesson)
@@ -144,7 +157,7 @@ def lessons_html(pages: Sequence[LessonPage], title: str | None = None) -> str:
 
 def _figure_html(fig: go.Figure, div_id: str, first: bool) -> str:
     """A figure as a <div> and its script; the first one of a file carries plotly.js inline."""
-    config = {**viz.PLOT_CONFIG, "responsive": True}
+    config = {**PLOT_CONFIG, "responsive": True}
     config["toImageButtonOptions"] = {**config["toImageButtonOptions"], "filename": div_id}
     return fig.to_html(full_html=False, include_plotlyjs=bool(first), include_mathjax=False, config=config,
                        div_id=div_id)

@@ -49,6 +49,11 @@ class HeadLabel:
         """Grid title text: 'prev 71%' ('mixed' alone: its score belongs to another label)."""
         return "mixed" if self.label == "mixed" else f"{SHORT[self.label]} {self.score:.0%}"
 
+    @property
+    def panel_title(self) -> str:
+        """A head grid panel's title: 'head 2 · prev 71%' (give a layer's titles to figures.head_grid)."""
+        return f"head {self.head} · {self.short}"
+
 
 def reference_masks(tokens: Sequence[str], ids: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
     """Boolean [q, k] masks (causal: k <= q) of the keys each labelled kind of head attends to.

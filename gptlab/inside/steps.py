@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import GptlabError
+from ..errors import GptlabError
+from ..hooks import run_with_cache
+from ..sampling import GenerationSettings, next_token_probs
+from ..tokenizers import IncrementalDecoder, Tokenizer, visible_tokens
 from .explore import encode_prompt, pattern_names, token_labels
-from .hooks import run_with_cache
-from .sampling import GenerationSettings, next_token_probs
-from .tokenizers import IncrementalDecoder, Tokenizer, visible_tokens
 
 CANDIDATES = 10  # bars shown: the likeliest tokens before the settings are applied
 

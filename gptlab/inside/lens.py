@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .hooks import run_with_cache
-from .tokenizers import Tokenizer, visible_tokens
+from ..hooks import run_with_cache
+from ..tokenizers import Tokenizer, visible_tokens
 
 
 def rollout(patterns: Sequence[torch.Tensor], residual: float = 0.5) -> list[torch.Tensor]:

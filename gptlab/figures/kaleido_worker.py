@@ -1,6 +1,6 @@
-"""A separate process that renders Plotly figures with kaleido (headless Chromium) for gptlab.export.
+"""A separate process that renders Plotly figures with kaleido (headless Chromium) for gptlab.figures.export.
 
-Run by path, not imported: ``python gptlab/kaleido_worker.py``. It reads one JSON request per line
+Run by path, not imported: ``python gptlab/figures/kaleido_worker.py``. It reads one JSON request per line
 on stdin ({"figure": <figure JSON>, "format": "png"|"svg", "scale": float}) and answers one JSON
 line on stdout ({"image": <base64>} or {"error": <message>}). It keeps one browser for all
 renders. The parent can kill it at any moment; that is how a render that hangs is abandoned.
@@ -13,7 +13,7 @@ import sys
 import warnings
 
 # Run by path, Python puts this file's folder first on the import path: gptlab's own modules
-# (tokenizers.py, data.py, ...) must not shadow the packages that plotly and kaleido import.
+# (attention.py, style.py, ...) must not shadow the packages that plotly and kaleido import.
 if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 

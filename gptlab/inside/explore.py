@@ -1,7 +1,7 @@
 """Look inside a model on one prompt: per-head causal attention and next-token guesses.
 
 The data flow is one way: prompt -> token ids -> crop to block_size -> run_with_cache on the
-``hook_pattern`` points -> tensors ``[head, query, key]`` per layer. Plotting lives in viz.py.
+``hook_pattern`` points -> tensors ``[head, query, key]`` per layer. Figures of it live in gptlab.figures.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import GptlabError
-from .hooks import hook_points, run_with_cache
-from .tokenizers import Errors, Tokenizer, visible_token, visible_tokens
+from ..errors import GptlabError, InputError
+from ..hooks import hook_points, run_with_cache
+from ..tokenizers import Errors, Tokenizer, visible_token, visible_tokens
+from .heads import HeadLabel
 
 TOP_K = 5  # next-token guesses kept per position: enough to show a ranking, small to read
 
@@ -41,6 +42,37 @@ class AttentionView:
     @property
     def n_head(self) -> int:
         return self.patterns[0].size(0) if self.patterns else 0
+
+    def head_pattern(self, layer: int, head: int) -> torch.Tensor:
+        """One head's [query, key] pattern; InputError naming the valid range for a layer or head the model lacks."""
+        for name, value, count in (("layer", layer, self.n_layer), ("head", head, self.n_head)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
+                raise InputError(f"{name} must be a whole number in 0..{count - 1} for this model, got {value!r}.")
+        return self.patterns[layer][head]
+
+
+@dataclass(frozen=True)
+class HeadView:
+    """One chosen head of an AttentionView, with every head's label: what Look closer and Across training share.
+
+    ``view.patterns`` holds one ``[head, query, key]`` tensor per layer, ``head_labels`` is ``[layer][head]``.
+    """
+
+    view: AttentionView
+    layer: int
+    head: int
+    head_labels: list[list[HeadLabel]]
+    sentence: str  # the chosen head's label as one sentence for a class ('Layer 1, head 2 puts 71% ...')
+
+    @property
+    def pattern(self) -> torch.Tensor:
+        """The chosen head's attention, [query, key]."""
+        return self.view.patterns[self.layer][self.head]
+
+    @property
+    def panel_titles(self) -> list[str]:
+        """One title per head of the chosen layer, 'head 2 · prev 71%' (for figures.head_grid)."""
+        return [label.panel_title for label in self.head_labels[self.layer]]
 
 
 def pattern_names(model: nn.Module) -> list[str]:

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint
-from .data import TokenSplits, get_batch
-from .errors import GptlabError, InputError
-from .generate import generate
-from .models import ModelConfig, build_model
-from .prompts import sample_start
-from .sampling import GenerationSettings
-from .tokenizers import CharTokenizer
+from ..checkpoint import Checkpoint
+from ..data import TokenSplits, get_batch
+from ..errors import GptlabError, InputError
+from ..generate import generate
+from ..models import ModelConfig, build_model
+from ..prompts import sample_start
+from ..sampling import GenerationSettings
+from ..tokenizers import CharTokenizer
 
 MIN_CHARS = 1_000  # below this the 10% validation split cannot hold one context window
 MAX_CHARS = 200_000  # a pasted text larger than Tiny Shakespeare's first fifth is not needed to see learning

@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 
 import torch
 
-from .errors import InputError
-from .heads import HeadLabel, describe
-from .markdown import code_span
+from ...errors import InputError
+from ...inside.heads import HeadLabel, describe
+from ...markdown import code_span
+from ...prompts import LESSON_PROMPTS
 
 MAX_EXTEND = 200  # tokens a lesson may generate after its prompt before drawing
 
@@ -39,21 +40,18 @@ class Lesson:
 
 
 LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
-    Lesson("previous-char", "1. The previous-character head",
-           "ROMEO:\nBut soft, what light through yonder window breaks?\n",
-           find="previous", look_for="a bright line just below the diagonal: each character looks one step back."),
-    Lesson("line-start", "2. Where does the line start?",
-           "KING RICHARD:\nNow is the winter\nOf our discontent\nMade glorious\n",
-           find="line_start", look_for="bright columns at the newlines: the head keeps track of the line."),
-    Lesson("speaker", "3. Who is speaking?",
-           "First Citizen:\nBefore we proceed.\n\nAll:\nSpeak, speak.\n\nFirst Citizen:\nYou",
-           find="speaker", look_for="weight on the name before the colon: who speaks shapes what comes next."),
-    Lesson("same-char", "4. Seen this letter before?", "the three thieves thought that the thing was there\n",
-           find="same_earlier", look_for="cells on earlier copies of the same letter (every 't' looks at t's)."),
-    Lesson("broad", "5. The averaging head", "To be, or not to be, that is the question:\n",
-           find="broad", look_for="an evenly lit triangle: this head averages everything it has seen."),
-    Lesson("own-words", "6. Attention on the model's own words", "ROMEO:\n", seed=7, extend=80, layer=0, head=0,
-           look_for="the same patterns on text the model wrote itself (seed 7, 80 characters)."),
+    Lesson("previous-char", "1. The previous-character head", LESSON_PROMPTS["previous-char"], find="previous",
+           look_for="a bright line just below the diagonal: each character looks one step back."),
+    Lesson("line-start", "2. Where does the line start?", LESSON_PROMPTS["line-start"], find="line_start",
+           look_for="bright columns at the newlines: the head keeps track of the line."),
+    Lesson("speaker", "3. Who is speaking?", LESSON_PROMPTS["speaker"], find="speaker",
+           look_for="weight on the name before the colon: who speaks shapes what comes next."),
+    Lesson("same-char", "4. Seen this letter before?", LESSON_PROMPTS["same-char"], find="same_earlier",
+           look_for="cells on earlier copies of the same letter (every 't' looks at t's)."),
+    Lesson("broad", "5. The averaging head", LESSON_PROMPTS["broad"], find="broad",
+           look_for="an evenly lit triangle: this head averages everything it has seen."),
+    Lesson("own-words", "6. Attention on the model's own words", LESSON_PROMPTS["own-words"], seed=7, extend=80,
+           layer=0, head=0, look_for="the same patterns on text the model wrote itself (seed 7, 80 characters)."),
 ]}
 
 
@@ -144,14 +142,3 @@ def find_for(view: LessonView) -> str:
     lesson = LESSONS.get(view.lesson)
     return lesson.find if lesson else ""
 
-
-def main(argv: list[str] | None = None) -> int:
-    """The command line (``python -m gptlab.lessons export OUT_DIR``); it lives in cli_lessons, which the library
-    never imports."""
-    from .cli_lessons import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

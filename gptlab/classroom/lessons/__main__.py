@@ -1,4 +1,4 @@
-"""Lessons from the terminal: ``python -m gptlab.lessons export OUT_DIR [--teacher] [--model gpt]``.
+"""Lessons from the terminal: ``python -m gptlab.classroom.lessons export OUT_DIR [--teacher] [--model gpt]``.
 
 Writes ``OUT_DIR/<lesson>.html`` for each lesson (each one opens on its own) and
 ``OUT_DIR/all-lessons.html`` with every lesson in one file: copy them to a USB stick and open
@@ -12,17 +12,16 @@ import os
 import sys
 from pathlib import Path
 
-from .catalog import CHECKPOINTS_ENV
-from .checkpoint import load_checkpoint
-from .errors import GptlabError
-from .lesson_page import draw_lesson, lesson_view, lessons_html
-from .lessons import LESSONS
+from gptlab.checkpoint import load_checkpoint
+from gptlab.classroom.catalog import CHECKPOINTS_ENV
+from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
+from gptlab.errors import GptlabError
 
 ALL_LESSONS_FILE = "all-lessons.html"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m gptlab.lessons",
+    parser = argparse.ArgumentParser(prog="python -m gptlab.classroom.lessons",
                                      description="Write gptlab's lessons as HTML files that open offline.")
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write lessons as HTML files that need no server or network")
@@ -60,3 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

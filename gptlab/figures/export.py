@@ -30,7 +30,7 @@ from typing import Any
 import plotly.graph_objects as go
 import torch
 
-from .errors import ExportError
+from ..errors import ExportError
 
 IMAGE_FORMATS = ("png", "svg")
 DATA_FORMATS = ("csv", "json")

@@ -1,0 +1,38 @@
+"""Plotly figures, grouped by what is drawn (not for whom); tensors and strings in, ``go.Figure`` out.
+
+- ``attention.py``: every attention matrix (one head, a grid of heads, rollout, a step's rows, a head
+  across training)
+- ``charts.py``: bars, the logit lens, loss curves, the ladder
+- ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON
+- ``export.py``: CSV/JSON of a matrix, PNG/SVG through kaleido (``kaleido_worker.py`` renders, in its
+  own process)
+
+No Gradio here, and nothing from ``gptlab.inside``: a view object's tensors go in, a figure comes out.
+"""
+
+from .attention import (
+    attention_heatmap,
+    head_average,
+    head_grid,
+    masked,
+    rollout_heatmap,
+    step_attention_figure,
+    training_strip,
+)
+from .charts import (
+    candidates_figure,
+    contribution_bar,
+    ladder_chart,
+    live_loss_figure,
+    logit_lens_figure,
+    loss_curves,
+    top_predictions_bar,
+)
+from .style import COLORSCALE, PLOT_CONFIG, TEACHER_COLORSCALE, figure_json, teacher_style, unique_labels
+
+__all__ = [
+    "COLORSCALE", "PLOT_CONFIG", "TEACHER_COLORSCALE", "attention_heatmap", "candidates_figure", "contribution_bar",
+    "figure_json", "head_average", "head_grid", "ladder_chart", "live_loss_figure", "logit_lens_figure",
+    "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "teacher_style", "top_predictions_bar",
+    "training_strip", "unique_labels",
+]

@@ -1,0 +1,154 @@
+"""Charts that are not attention matrices: next-token bars, rollout bars, the logit lens, loss curves, the ladder.
+
+Plotly only (no Gradio); every function returns a ``go.Figure`` that also shows in Jupyter (``fig.show()``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+
+from .style import COLORSCALE, FONT, unique_labels
+
+PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+
+
+def top_predictions_bar(predictions: Sequence[tuple[str, float]], title: str = "") -> go.Figure:
+    """Horizontal bars of the likeliest next tokens (token, probability), the most likely on top."""
+    # unique (two tokens may look alike), and a trailing space keeps "1" from becoming a number axis
+    tokens = [f"{tok} " for tok in unique_labels([tok for tok, _ in predictions])]
+    probs = [p for _, p in predictions]
+    fig = go.Figure(
+        go.Bar(
+            x=probs, y=tokens, orientation="h", text=[f"{p:.1%}" for p in probs], textposition="auto",
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>", marker_color=PALETTE[0],
+        )
+    )
+    fig.update_layout(
+        title=dict(text=title), font=FONT, height=320, margin=dict(l=80, r=20, t=60, b=40),
+        xaxis=dict(title="probability", range=[0, 1]),
+        yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=14)),
+    )
+    return fig
+
+
+def contribution_bar(values: torch.Tensor, labels: Sequence[str], title: str = "", top: int = 12) -> go.Figure:
+    """The largest entries of one rollout row [key] as bars: which input positions feed this position."""
+    k = min(top, values.numel())
+    vals, idx = values.float().topk(k)
+    fig = top_predictions_bar([(labels[i], float(v)) for v, i in zip(vals, idx.tolist(), strict=True)], title)
+    fig.update_layout(xaxis=dict(title="share of the rollout"), height=max(320, 60 + 24 * k))
+    return fig
+
+
+def logit_lens_figure(rows: Sequence, title: str = "") -> go.Figure:
+    """Depth down the side, guesses ranked across: each cell shows a token and its probability.
+
+    Each row has a ``name`` (where it reads) and ``guesses`` [(token, probability)], best first
+    (``gptlab.inside.lens.LensRow``).
+    """
+    names = unique_labels([r.name for r in rows])
+    k = max((len(r.guesses) for r in rows), default=0)
+    z = [[g[1] for g in r.guesses] + [None] * (k - len(r.guesses)) for r in rows]
+    text = [[f"{g[0]}<br>{g[1]:.0%}" for g in r.guesses] + [""] * (k - len(r.guesses)) for r in rows]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"#{i + 1}" for i in range(k)], y=names, text=text, texttemplate="%{text}", zmin=0, zmax=1,
+        colorscale=COLORSCALE, hovertemplate="%{y}, guess %{x}: %{text}<extra></extra>",
+        colorbar=dict(title=dict(text="p"), thickness=14),
+    ))
+    fig.update_layout(title=dict(text=title), font=FONT, height=120 + 60 * len(rows),
+                      xaxis=dict(title="guess (best first)", side="top"),
+                      yaxis=dict(title="read from the residual stream", autorange="reversed", type="category"),
+                      margin=dict(l=120, r=20, t=90, b=30))
+    return fig
+
+
+def candidates_figure(candidates: Sequence[tuple[str, float, float]], chosen: int, title: str = "") -> go.Figure:
+    """Grouped bars: each candidate's probability at temperature 1 and after temperature/top-k/top-p.
+
+    ``chosen`` is the index of the picked token in ``candidates`` (``Step.chosen_index``): by
+    position, since two different tokens can have the same text.
+    """
+    # unique names (look-alike tokens keep their own bars); a trailing space keeps digits categorical
+    tokens = [f"{t} " for t in unique_labels([t for t, _, _ in candidates])]
+    colours = [PALETTE[3] if i == chosen else PALETTE[0] for i in range(len(candidates))]
+    fig = go.Figure([
+        go.Bar(x=tokens, y=[r for _, r, _ in candidates], name="model (temperature 1)", marker_color="#a6a6a6",
+               hovertemplate="%{x}: %{y:.3f}<extra>before</extra>"),
+        go.Bar(x=tokens, y=[s for _, _, s in candidates], name="after your settings", marker_color=colours,
+               text=[f"{s:.0%}" for _, _, s in candidates], textposition="outside",
+               hovertemplate="%{x}: %{y:.3f}<extra>after</extra>"),
+    ])
+    fig.update_layout(title=dict(text=title), font=FONT, barmode="group", height=380,
+                      yaxis=dict(title="probability", range=[0, 1.1]), xaxis=dict(type="category"),
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=60, b=80))
+    return fig
+
+
+def loss_curves(metrics: Mapping[str, Mapping[str, Any]], x: str = "step") -> go.Figure:
+    """Train (dashed) and validation (solid) loss per model from metrics.json ``history`` lists."""
+    fig = go.Figure()
+    for i, (name, m) in enumerate(metrics.items()):
+        history = [row for row in (m.get("history") or []) if x in row]
+        colour = PALETTE[i % len(PALETTE)]
+        for key, dash in (("val_loss", "solid"), ("train_loss", "dash")):
+            points = [(row[x], row[key]) for row in history if row.get(key) is not None]
+            if not points:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=f"{name} {key[:-5]}",
+                    line=dict(color=colour, dash=dash), legendgroup=name,
+                )
+            )
+    if not fig.data:
+        fig.add_annotation(text="No training history in these checkpoints' metrics.json", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=16))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+    fig.update_layout(
+        title=dict(text="Loss during training (solid: validation, dashed: train)"), font=FONT, height=460,
+        xaxis=dict(title=x), yaxis=dict(title="cross-entropy loss (nats/token)"),
+        margin=dict(l=70, r=20, t=60, b=50), legend=dict(groupclick="toggleitem"),
+    )
+    return fig
+
+
+def live_loss_figure(history: Sequence[dict[str, float]], title: str = "Live training: loss") -> go.Figure:
+    """Train and validation loss (nats/char) against seconds of training, updated as a live run reports."""
+    fig = go.Figure()
+    for key, dash in (("train_loss", "dash"), ("val_loss", "solid")):
+        fig.add_trace(go.Scatter(x=[r["time_s"] for r in history], y=[r[key] for r in history],
+                                 mode="lines+markers", name=key[:-5], line=dict(dash=dash),
+                                 customdata=[r["step"] for r in history],
+                                 hovertemplate="%{x:.0f} s, step %{customdata}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=dict(text=title), font=FONT, height=360,
+                      xaxis=dict(title="seconds of training", rangemode="tozero"),
+                      yaxis=dict(title="cross-entropy loss (nats/char)", rangemode="tozero"),
+                      margin=dict(l=70, r=20, t=60, b=50))
+    return fig
+
+
+def ladder_chart(metrics: Mapping[str, Mapping[str, Any]]) -> go.Figure:
+    """Val bits per character of each model, in ladder order: one unit for char and BPE models alike."""
+    names = unique_labels(metrics)
+    bits = [m.get("bits_per_char", math.nan) for m in metrics.values()]
+    params = [m.get("n_params", 0) for m in metrics.values()]
+    fig = go.Figure(
+        go.Bar(
+            x=names, y=bits, marker_color=PALETTE[0],
+            text=[f"{b:.3f}<br>{n / 1e6:.2f}M params" if n >= 1e5 else f"{b:.3f}<br>{n:,} params"
+                  for b, n in zip(bits, params, strict=True)],
+            textposition="outside", cliponaxis=False,
+        )
+    )
+    fig.update_layout(
+        title=dict(text="Tiny Shakespeare, whole val split: bits per character, one rung at a time (lower is better)"),
+        font=FONT, yaxis=dict(title="val bits per character", range=[0, max(bits, default=1) * 1.25]),
+        margin=dict(l=70, r=20, t=60, b=50), plot_bgcolor="white",
+    )
+    return fig

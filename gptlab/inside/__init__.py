@@ -1,0 +1,25 @@
+"""Looking inside a model: one view object per question a teaching tab (or a notebook) asks.
+
+Built on the core only (models, hooks, tokenizers, generate, snapshots), never on figures or the
+classroom. Each view is a frozen dataclass whose docstring gives its shapes:
+
+- ``attention_view`` -> ``AttentionView``: every head's pattern on a prompt, next-token guesses (explore.py)
+- ``label_heads``, ``describe``: what each head does, in words (heads.py)
+- ``rollout``, ``logit_lens``: reading the model across its layers (lens.py)
+- ``step_once`` -> ``Step``: one generated token and why (steps.py)
+- ``closer_look`` -> ``CloserLook``: labels, one head, rollout and lens together (closer.py)
+- ``across_view`` -> ``AcrossView``: one head on the snapshots of a training (across.py)
+"""
+
+from .across import AcrossView, across_view, head_across_training
+from .closer import CloserLook, closer_look
+from .explore import AttentionView, HeadView, attention_view, has_attention, token_labels, top_predictions
+from .heads import HeadLabel, describe, label_heads, unit_for
+from .lens import LensRow, logit_lens, rollout
+from .steps import Step, step_once
+
+__all__ = [
+    "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadView", "LensRow", "Step", "across_view",
+    "attention_view", "closer_look", "describe", "has_attention", "head_across_training", "label_heads",
+    "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
+]
