@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from .common import VOCAB, Options, Row, median, time_call
+from .models import SIZES
 
 SQUARE = 2048
 
@@ -32,8 +33,6 @@ def gflops(m: int, k: int, n: int, repeats: int, min_time: float) -> float:
 
 
 def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
-    from .training import SIZES  # the shapes of the two training configs measured in section 2
-
     repeats, min_time = (2, 0.02) if options.quick else (7, 0.3)
     square = 256 if options.quick else SQUARE
     rows, raw = [], {}

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from gptlab.data import TINY_SHAKESPEARE, load_text
-from train.config import set_key
+from gptlab.settings import with_values
 from train.presets import make_preset
 
 from .common import Options, Row, judge, load
@@ -38,12 +38,10 @@ def timed_run(preset: str, budget: float, options: Options, data: str, **overrid
     """Train one preset for a budget; return its history with wall-clock times and the final metrics."""
     from train.loop import train
 
-    config = make_preset(preset)
     out = options.workdir / f"quality-{preset}-{int(budget)}s"
     settings = dict(data=data, out=str(out), max_time=budget * TRAIN_SHARE, max_iters=1_000_000, snapshots="",
                     progress=False, threads=options.threads) | overrides
-    for key, value in settings.items():  # "model.mlp" sets config.model.mlp
-        set_key(config, key, value)
+    config = with_values(make_preset(preset), settings)  # dotted keys: "model.mlp" sets config.model.mlp
     start = time.time()
     metrics = train(config, command=f"bench: {preset} for {budget} s")
     wall_total = time.time() - start

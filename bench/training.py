@@ -19,12 +19,14 @@ from typing import Any
 import torch
 
 from gptlab import ModelConfig, build_model, count_parameters, get_batch
+from gptlab.settings import with_values
 from train.optim import make_optimizers
-from train.presets import make_preset
 from train.runtime import tune_cpu_process
 
 from . import tutorial_reference as tutorial
 from .common import VOCAB, Options, Row, judge, median
+from .matmul import SQUARE, gflops
+from .models import SIZES, Size
 
 FLOPS_FORMULA = (
     "FLOPs per token = 6·N + 12·L·C·T (forward + backward), N = parameters that enter a matmul "
@@ -32,35 +34,6 @@ FLOPS_FORMULA = (
     "attention term counts the full T×T score matrix as nanoGPT and PaLM do (causal masking "
     "could skip half of it)."
 )
-
-
-@dataclass(frozen=True)
-class Size:
-    """A model size measured here: the preset it comes from, and a tiny stand-in for --quick."""
-
-    preset: str
-    target_ratio: float
-    quick: dict
-
-    def train_config(self, options: Options):
-        config = make_preset(self.preset)
-        if options.quick:
-            for key, value in self.quick.items():
-                obj = config if key == "batch_size" else config.model
-                setattr(obj, key, value)
-        return config
-
-    def model_config(self, options: Options) -> ModelConfig:
-        return self.train_config(options).model.build(VOCAB)
-
-    def batch(self, options: Options) -> int:
-        return self.train_config(options).batch_size
-
-
-SIZES = {
-    "gpt-mini": Size("gpt-mini", 2.0, dict(batch_size=4)),
-    "classic": Size("gpt-classic", 1.5, dict(batch_size=2, block_size=64, n_layer=2, n_embd=96)),
-}
 
 
 def matmul_parameters(model: torch.nn.Module) -> int:
@@ -90,11 +63,9 @@ def gptlab_step(size: Size, options: Options, data: torch.Tensor, compile_model:
     """One optimizer step the way train/loop.py takes it: a tensor gather for the batch, forward,
     backward, gradient clipping, the optimizers of train/optim.py (AdamW like the tutorial, or the
     preset's own choice), zero_grad."""
-    train_config = size.train_config(options)
-    train_config.optimizer = optimizer
-    if dropout is not None:
-        train_config.model.dropout = dropout
-    config = train_config.model.build(VOCAB)
+    changes = {"optimizer": optimizer} | ({} if dropout is None else {"model.dropout": dropout})
+    train_config = with_values(size.train_config(options), changes)
+    config = train_config.model
     torch.manual_seed(0)
     model = build_model(config)
     optimizers = make_optimizers(model, train_config)
@@ -128,7 +99,7 @@ def gptlab_step(size: Size, options: Options, data: torch.Tensor, compile_model:
 def tutorial_step(size: Size, options: Options, data: torch.Tensor) -> tuple[Callable[[], float], torch.nn.Module]:
     """One step of the tutorial's training loop, with the tutorial's get_batch and AdamW."""
     train_config = size.train_config(options)
-    config = train_config.model.build(VOCAB)
+    config = train_config.model
     torch.manual_seed(0)
     model = reference_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr)
@@ -352,8 +323,6 @@ def experiments(options: Options) -> tuple[list[Row], dict[str, Any]]:
 def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     peak = done.get("matmul", {}).get("peak_gflops")
     if not peak:  # run alone (--only training): measure the peak here
-        from .matmul import SQUARE, gflops
-
         peak = gflops(SQUARE, SQUARE, SQUARE, 3, 0.3) if not options.quick else gflops(256, 256, 256, 2, 0.02)
     rows, raw = throughput(options, peak)
     result: dict[str, Any] = {"rows": [r.to_dict() for r in rows], "raw": raw, "peak_gflops": peak,

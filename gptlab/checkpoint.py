@@ -27,6 +27,7 @@ from .errors import CheckpointError, ConfigError
 from .fileio import write_atomic, write_text_atomic
 from .hub import download_checkpoint, looks_like_repo_id
 from .models import GPT, BigramLanguageModel, LanguageModel, ModelConfig, build_model, count_parameters
+from .settings import from_json
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 
 CONFIG_FILE = "config.json"
@@ -252,7 +253,8 @@ def read_config(folder: Path) -> tuple[ModelConfig, dict[str, Any]]:
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {data.get('format_version')!r} is not {FORMAT_VERSION}.")
     try:
-        config = ModelConfig.from_dict(data["model"])
+        config = from_json(ModelConfig, data["model"], what="model config")
+        config.validate()
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     return config, {k: v for k, v in data.items() if k != "model"}

@@ -15,7 +15,8 @@ import torch
 from bench import tutorial_reference
 from bench.__main__ import SECTIONS
 from bench.common import VOCAB, Options
-from bench.training import SIZES, flops_per_token, matmul_parameters, reference_model
+from bench.models import SIZES
+from bench.training import flops_per_token, matmul_parameters, reference_model
 from gptlab import build_model, count_parameters
 
 REPO = Path(__file__).resolve().parent.parent

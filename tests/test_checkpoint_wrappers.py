@@ -7,6 +7,7 @@ import copy
 import pathlib
 import re
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -134,12 +135,12 @@ def test_a_prefixed_file_of_another_shape_is_explained(tmp_path):
 def test_training_state_of_a_compiled_model_resumes_into_a_plain_one(tmp_path):
     config = apply_overrides(make_preset("gpt-mini"), ["model.block_size=16", "model.n_layer=1", "model.n_head=2",
                                                       "model.n_embd=16"])
-    plain = build_model(config.model.build(TOK.vocab_size))
+    plain = build_model(replace(config.model, vocab_size=TOK.vocab_size))
     optimizers = make_optimizers(plain, config)
     save_state(tmp_path / "state.safetensors", torch.compile(plain), optimizers, {"run": {"step": 3}})
     with safe_open(str(tmp_path / "state.safetensors"), framework="pt") as f:
         assert not [k for k in f.keys() if "_orig_mod" in k or "module." in k]
-    fresh = build_model(config.model.build(TOK.vocab_size))
+    fresh = build_model(replace(config.model, vocab_size=TOK.vocab_size))
     assert load_state(tmp_path / "state.safetensors", fresh, make_optimizers(fresh, config))["run"]["step"] == 3
     assert torch.equal(logits(fresh), logits(plain))
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ ARGS = ["gpt-mini", "model.block_size=16", "model.n_layer=1", "model.n_head=2", 
 def saved_step(out: Path, vocab_size: int) -> int:
     """Load the training state as resume would, and return its step."""
     config = apply_overrides(make_preset("gpt-mini"), ARGS[1:])
-    model = build_model(config.model.build(vocab_size))
+    model = build_model(replace(config.model, vocab_size=vocab_size))
     extra = load_state(out / STATE_FILE, model, make_optimizers(model, config))
     return extra["run"]["step"]
 

@@ -8,7 +8,7 @@ import sys
 
 from gptlab.errors import GptlabError
 
-from .config import field_types
+from .config import apply_overrides, defaults
 from .presets import PRESETS, make_preset
 
 USAGE = """usage: python -m train <preset> [key=value ...]
@@ -22,7 +22,7 @@ def help_text() -> str:
     lines = [USAGE, "presets:"]
     lines += [f"  {name:<12} {desc}" for name, (desc, _) in PRESETS.items()]
     lines += ["", "keys (default shown; presets change some):"]
-    lines += [f"  {key}={default}" for key, (_, default) in field_types().items()]
+    lines += [f"  {key}={default}" for key, default in defaults().items()]
     return "\n".join(lines)
 
 
@@ -31,8 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(help_text())
         return 0 if argv else 2
-    from .config import apply_overrides
-
     try:
         config = apply_overrides(make_preset(argv[0]), argv[1:])
     except GptlabError as exc:

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptlab import settings
 from gptlab.errors import ConfigError
 from gptlab.models import ModelConfig
 
 
-@dataclass
-class ModelSettings:
-    """Mutable mirror of gptlab's ModelConfig, so presets and overrides can edit it."""
-
-    kind: str = "gpt"
-    block_size: int = 256
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    dropout: float = 0.0
-    bias: bool = True
-    tie_weights: bool = False
-    pos: str = "learned"
-    qk_norm: bool = False
-    mlp: str = "gelu"
-    mlp_ratio: int = 4
-
-    def build(self, vocab_size: int) -> ModelConfig:
-        config = ModelConfig(vocab_size=vocab_size, **dataclasses.asdict(self))
-        config.validate()
-        return config
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; every field can be set as key=value."""
+    """Everything a training run needs; every field can be set as key=value (model fields as model.<field>)."""
 
-    model: ModelSettings = field(default_factory=ModelSettings)
+    model: ModelConfig = field(default_factory=ModelConfig)  # its vocab_size comes from the tokenizer
     data: str = "tinyshakespeare"  # 'tinyshakespeare' (shipped with gptlab, verified) or a path to a UTF-8 text file
     tokenizer: str = "char"  # char | bpe
     bpe_vocab_size: int = 512  # only for tokenizer=bpe
@@ -73,62 +50,25 @@ class TrainConfig:
     progress: bool = True  # show the progress bar
 
 
-def field_types(cls: type = TrainConfig, prefix: str = "") -> dict[str, tuple[type, Any]]:
-    """Flat map 'a.b' -> (type, default) of every settable key."""
-    out: dict[str, tuple[type, Any]] = {}
-    instance = cls()
-    for f in dataclasses.fields(cls):
-        value = getattr(instance, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(field_types(type(value), f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = (type(value), value)
-    return out
+# keys that exist in the dataclasses but are not set on the command line, and why
+FROM_TOKENIZER = {"model.vocab_size": "the tokenizer decides it (tokenizer=char: the corpus's characters, "
+                                      "tokenizer=bpe: bpe_vocab_size)"}
 
 
-def parse_value(key: str, raw: str, kind: type) -> Any:
-    """Convert a command-line string to the key's type, or raise ConfigError saying why."""
-    try:
-        if kind is bool:
-            lowered = raw.lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            return int(raw.replace("_", ""))
-        if kind is float:
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-        return raw
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r}: expected {kind.__name__}.") from None
+def defaults() -> dict[str, Any]:
+    """Every key a run takes, with its default before any preset: {'lr': 0.001, 'model.n_layer': 6, ...}."""
+    return {key: value for key, value in settings.values(TrainConfig()).items() if key not in FROM_TOKENIZER}
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Set key=value pairs on a config; unknown keys or bad values raise ConfigError before any work."""
-    types = field_types()
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"'{item}' is not key=value. Valid keys: {', '.join(types)}.")
-        if key not in types:
-            raise ConfigError(f"Unknown key '{key}'. Valid keys: {', '.join(types)}.")
-        set_key(config, key, parse_value(key, raw, types[key][0]))
+    """A new config with key=value pairs applied (gptlab.settings); ConfigError before any work.
+
+    Raises for a pair that is not key=value, an unknown key (listing the valid ones), a value of
+    the wrong type, or a combination out of range (validate).
+    """
+    config = settings.override(config, overrides, fixed=FROM_TOKENIZER)
     validate(config)
     return config
-
-
-def set_key(config: TrainConfig, key: str, value: Any) -> None:
-    """Set a dotted key ('lr', 'model.n_embd') to an already typed value."""
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-        target = getattr(target, parent)
-    setattr(target, leaf, value)
 
 
 def validate(config: TrainConfig) -> None:
@@ -149,11 +89,11 @@ def validate(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message + ".")
+    config.model.validate()
     try:
-        config.model.build(vocab_size=65)
         snapshot_steps(config)
-    except (ConfigError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    except ValueError as exc:
+        raise ConfigError(f"snapshots must be whole numbers separated by commas, got {config.snapshots!r}.") from exc
 
 
 def snapshot_steps(config: TrainConfig) -> list[int]:

@@ -10,7 +10,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,8 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     tokenizer = load_tokenizer(resume_from) if resume_from else train_tokenizer(
         config.tokenizer, text, config.bpe_vocab_size)
     splits = TokenSplits.from_ids(tokenizer.encode(text, errors="replace"))
-    model_config = config.model.build(tokenizer.vocab_size)
+    model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
+    model_config.validate()
     torch.manual_seed(config.seed)
     model = build_model(model_config, device)
     optimizers = make_optimizers(model, config)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from .config import ModelSettings, TrainConfig
+from gptlab.errors import ConfigError
+from gptlab.models import ModelConfig
+
+from .config import TrainConfig
 
 
 def _tutorial(kind: str, **model: object) -> TrainConfig:
     shape = dict(block_size=8, n_layer=1, n_head=1, n_embd=32) | model
-    return TrainConfig(model=ModelSettings(kind=kind, **shape), batch_size=32, max_iters=5000, lr=1e-3,
+    return TrainConfig(model=ModelConfig(kind=kind, **shape), batch_size=32, max_iters=5000, lr=1e-3,
                        warmup_iters=0, decay="constant", weight_decay=0.0, eval_interval=500, eval_iters=200)
 
 
@@ -31,29 +34,29 @@ PRESETS: dict[str, tuple[str, Callable[[], TrainConfig]]] = {
     # context 128 over 64 (-0.04), ReLU^2 + rotary positions over GELU + learned (-0.013)
     "gpt-mini": ("a 0.8M GPT that learns in minutes on a laptop CPU (Muon + AdamW)",
                  lambda: TrainConfig(
-                     model=ModelSettings(block_size=128, n_layer=4, n_head=4, n_embd=128, mlp="relu2", pos="rope"),
+                     model=ModelConfig(block_size=128, n_layer=4, n_head=4, n_embd=128, mlp="relu2", pos="rope"),
                      optimizer="muon", batch_size=16, max_iters=2000, lr=3e-3, warmup_iters=50,
                      eval_interval=200)),
     "gpt-small": ("a 1.8M GPT for a 15-minute CPU run: gpt-mini's recipe, 1.5x wider",
                   lambda: TrainConfig(
-                      model=ModelSettings(block_size=128, n_layer=4, n_head=4, n_embd=192, mlp="relu2", pos="rope"),
+                      model=ModelConfig(block_size=128, n_layer=4, n_head=4, n_embd=192, mlp="relu2", pos="rope"),
                       optimizer="muon", batch_size=16, max_iters=6000, max_time=900, lr=3e-3, warmup_iters=100,
                       eval_interval=250)),
     "gpt": ("the app's default GPT (2.7M): Muon + AdamW, 80 minutes of training on 2 CPU cores",
             lambda: TrainConfig(
-                model=ModelSettings(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
+                model=ModelConfig(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
                 optimizer="muon", lr=2e-3, muon_lr=0.02, batch_size=16, max_iters=30000, max_time=4800,
                 warmup_iters=100, eval_interval=250, eval_iters=50, save_dtype="bfloat16",
                 snapshots="0,50,150,400,1000,2500,5000")),
     "gpt-bpe": ("the default GPT's shape on byte-level BPE tokens (vocabulary 512), 25 minutes on 2 CPU cores",
                 lambda: TrainConfig(
-                    model=ModelSettings(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
+                    model=ModelConfig(block_size=128, n_layer=6, n_head=6, n_embd=192, dropout=0.1),
                     tokenizer="bpe", bpe_vocab_size=512, optimizer="muon", lr=2e-3, muon_lr=0.02,
                     batch_size=16, max_iters=30000, max_time=1500, warmup_iters=100, eval_interval=250,
                     eval_iters=50, save_dtype="bfloat16")),
     "gpt-classic": ("the classic 6-layer/6-head/384-wide/256-context GPT (10.7M) for a GPU",
                     lambda: TrainConfig(
-                        model=ModelSettings(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+                        model=ModelConfig(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
                         batch_size=64, max_iters=5000, lr=1e-3, warmup_iters=100, eval_interval=500,
                         eval_iters=200, beta2=0.99)),
 }
@@ -62,9 +65,6 @@ PRESETS: dict[str, tuple[str, Callable[[], TrainConfig]]] = {
 def make_preset(name: str) -> TrainConfig:
     """A fresh TrainConfig for a preset name."""
     if name not in PRESETS:
-        from gptlab.errors import ConfigError
-
         raise ConfigError(f"Unknown preset '{name}'. Presets: {', '.join(PRESETS)}.")
     config = PRESETS[name][1]()
-    config.out = config.out or f"checkpoints/{name}"
-    return config
+    return replace(config, out=config.out or f"checkpoints/{name}")

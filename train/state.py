@@ -21,7 +21,7 @@ from gptlab.errors import CheckpointError
 from gptlab.fileio import write_atomic
 from gptlab.models import ModelConfig
 
-from .config import TrainConfig, field_types
+from .config import TrainConfig, defaults
 
 STATE_FILE = "training_state.safetensors"
 
@@ -172,7 +172,7 @@ def _setup_from_state(weights: dict[str, torch.Tensor], optimizers: list[dict[st
 def _refuse_differences(path: Path, differences: list[str], saved: dict[str, Any]) -> None:
     if not differences:
         return
-    keys = field_types()
+    keys = defaults()
     changed = [d.split(":", 1)[0] for d in differences]
     overrides = " ".join(f"{k}={_shown(saved[k])}" for k in changed if k in keys)
     fix = f"resume with the saved values ({overrides})" if overrides else "resume with the saved settings"

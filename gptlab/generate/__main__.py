@@ -7,16 +7,16 @@ key=value pairs changes the settings, and quit, exit or Ctrl-D leaves.
 
 from __future__ import annotations
 
-import re
 import sys
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import TextIO
 
 from gptlab.checkpoint import load_checkpoint
-from gptlab.errors import GptlabError, SettingsError
+from gptlab.errors import ConfigError, GptlabError, SettingsError
 from gptlab.generate import generate
 from gptlab.sampling import GenerationSettings
+from gptlab.settings import PAIR, keys, override, values
+from gptlab.tokenizers import Errors
 
 USAGE = (
     "usage: python -m gptlab.generate <checkpoint-folder | user/repo> [prompt] [key=value ...]\n"
@@ -24,62 +24,25 @@ USAGE = (
     "  No prompt: an interactive loop. A prompt holding '=' goes after '--'."
 )
 QUIT_WORDS = {"quit", "exit"}
-SETTING = re.compile(r"^([A-Za-z_]\w*)=(.*)$", re.DOTALL)
-ERRORS_CHOICES = ("strict", "drop", "replace")
 
 
-def _whole(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, got {text!r}.") from None
-    return parse
+@dataclass(frozen=True)
+class CliSettings(GenerationSettings):
+    """The generation settings, plus what to do with prompt characters the model has never seen."""
+
+    errors: Errors = "strict"  # strict (refuse the prompt) | drop | replace (with a space)
 
 
-def _number(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, got {text!r}.") from None
-    return parse
+KEYS = keys(CliSettings)  # max_new_tokens, temperature, top_k, top_p, seed, errors
 
 
-def _seed(text: str) -> int | None:
-    return None if text.lower() in ("", "none", "random") else _whole("seed")(text)
+def parse_settings(pairs: list[str], base: CliSettings) -> CliSettings:
+    """``base`` with ``key=value`` strings applied (gptlab.settings), range-checked before any model loads.
 
-
-def _errors(text: str) -> str:
-    if text not in ERRORS_CHOICES:
-        raise SettingsError(f"errors must be one of {', '.join(ERRORS_CHOICES)}, got {text!r}.")
-    return text
-
-
-# One parser per key: GenerationSettings fields, plus how to treat characters the model lacks.
-PARSERS: dict[str, Callable[[str], Any]] = {
-    "max_new_tokens": _whole("max_new_tokens"), "temperature": _number("temperature"),
-    "top_k": _whole("top_k"), "top_p": _number("top_p"), "seed": _seed, "errors": _errors,
-}
-
-
-def parse_settings(pairs: list[str], base: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated from ``key=value`` strings; raises SettingsError naming the valid keys."""
-    values = dict(base)
-    for pair in pairs:
-        match = SETTING.match(pair)
-        if not match:
-            raise SettingsError(f"'{pair}' is not key=value.")
-        key, text = match.groups()
-        if key not in PARSERS:
-            raise SettingsError(f"Unknown setting '{key}'. Valid keys: {', '.join(PARSERS)}.")
-        values[key] = PARSERS[key](text.strip())
-    _settings(values)  # range checks now, before any model is loaded
-    return values
-
-
-def _settings(values: dict[str, Any]) -> GenerationSettings:
-    return GenerationSettings(**{k: v for k, v in values.items() if k != "errors"}).validate()
+    Raises ConfigError for an unknown key (listing the valid ones) or a value of the wrong type,
+    SettingsError for one out of range.
+    """
+    return override(base, pairs).validate()
 
 
 def split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -90,19 +53,18 @@ def split_args(args: list[str]) -> tuple[str | None, list[str]]:
         if arg == "--":
             prompt_parts += args[i + 1 :]
             break
-        (pairs if SETTING.match(arg) else prompt_parts).append(arg)
+        (pairs if PAIR.match(arg) else prompt_parts).append(arg)
     if len(prompt_parts) > 1:
         raise SettingsError(f"Give the prompt as one quoted argument; got {len(prompt_parts)}: {prompt_parts}.")
     return (prompt_parts[0] if prompt_parts else None), pairs
 
 
-def stream(checkpoint, prompt: str, values: dict[str, Any], out: TextIO, echo: bool = False) -> None:
+def stream(checkpoint, prompt: str, settings: CliSettings, out: TextIO, echo: bool = False) -> None:
     """Print the continuation of ``prompt`` piece by piece, flushing each so it appears at once."""
-    settings = _settings(values)
-    checkpoint.tokenizer.encode(prompt, values["errors"])  # unknown characters raise before anything is printed
+    checkpoint.tokenizer.encode(prompt, settings.errors)  # unknown characters raise before anything is printed
     if echo:
         out.write(prompt)
-    for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings, errors=values["errors"]):
+    for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings, errors=settings.errors):
         out.write(piece)
         out.flush()
     out.write("\n")
@@ -115,7 +77,7 @@ def describe(name: str, checkpoint) -> str:
             f"{checkpoint.tokenizer.kind} tokenizer ({checkpoint.tokenizer.vocab_size} tokens)")
 
 
-def interactive(name: str, checkpoint, values: dict[str, Any], out: TextIO, inp: TextIO) -> int:
+def interactive(name: str, checkpoint, settings: CliSettings, out: TextIO, inp: TextIO) -> int:
     """Prompt, complete, repeat; errors are shown and the loop goes on."""
     out.write(describe(name, checkpoint) + "\n")
     out.write("Type a prompt and press Enter. A line like 'temperature=0.5 seed=1' changes settings; "
@@ -132,12 +94,13 @@ def interactive(name: str, checkpoint, values: dict[str, Any], out: TextIO, inp:
             return 0
         words = line.split()
         try:
-            if words and all(SETTING.match(w) and SETTING.match(w)[1] in PARSERS for w in words):
-                values = parse_settings(words, values)
-                shown = {k: v for k, v in values.items() if k in {m[1] for m in map(SETTING.match, words)}}
+            changed = [match[1] for match in map(PAIR.match, words) if match and match[1] in KEYS]
+            if words and len(changed) == len(words):  # a line of known key=value pairs changes the settings
+                settings = parse_settings(words, settings)
+                shown = {key: value for key, value in values(settings).items() if key in changed}
                 out.write(f"settings: {shown}\n")
                 continue
-            stream(checkpoint, line, values, out)
+            stream(checkpoint, line, settings, out)
         except GptlabError as exc:
             out.write(f"\nerror: {exc}\n")
         except KeyboardInterrupt:  # Ctrl-C stops this completion, not the session
@@ -154,22 +117,21 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, inp: TextIO |
     source, rest = args[0], args[1:]
     try:
         prompt, pairs = split_args(rest)
-        values = parse_settings(pairs, {**asdict(GenerationSettings()), "errors": "strict"})
-    except SettingsError as exc:
+        settings = parse_settings(pairs, CliSettings())
+    except (ConfigError, SettingsError) as exc:
         print(f"error: {exc} (see --help)", file=sys.stderr)
         return 2
     try:
         checkpoint = load_checkpoint(source)
         if prompt is None:
-            return interactive(source, checkpoint, values, out, inp)
-        stream(checkpoint, prompt, values, out, echo=True)
+            return interactive(source, checkpoint, settings, out, inp)
+        stream(checkpoint, prompt, settings, out, echo=True)
     except GptlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
-
 
 
 if __name__ == "__main__":

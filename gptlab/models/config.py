@@ -44,28 +44,6 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build and validate a config from JSON-like data; unknown keys are an error."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"A model config must be a JSON object, got {type(data).__name__}.")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"Unknown model config key(s) {unknown}; valid keys: {sorted(fields)}.")
-        values = {}
-        for name, value in data.items():
-            expected = type(getattr(cls, name))
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value, ok = float(value), True
-            if not ok:
-                raise ConfigError(f"Model config '{name}' must be {expected.__name__}, got {value!r}.")
-            values[name] = value
-        config = cls(**values)
-        config.validate()
-        return config
-
     def validate(self) -> None:
         """Raise ConfigError unless every field is in range (checked before any allocation)."""
         checks = [
