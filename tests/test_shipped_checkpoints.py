@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gptlab import TokenSplits, load_checkpoint
-from train.loop import full_split_loss
+from train.evaluate import full_split_loss
 from train.report import END, START, render
 
 REPO = Path(__file__).resolve().parent.parent
