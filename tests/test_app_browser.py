@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from app_process import REPO, running_app
 
+from gptlab.figures.export import browser_available
 from gptlab.inside.explore import token_labels
 
-CHROMIUM = Path("/usr/bin/chromium")
+# The browser the app's PNG/SVG export would start, found the way kaleido finds it ($BROWSER_PATH,
+# then chromium, google-chrome, ... on PATH and in their usual places): one lookup for every test.
+BROWSER = browser_available()
+CHROMIUM = BROWSER.path
 REQUIRED = os.environ.get("GPTLAB_REQUIRE_BROWSER") == "1"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -26,8 +29,9 @@ BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.slow,
     # where Chromium is missing (a laptop) skip; in CI (GPTLAB_REQUIRE_BROWSER=1) run, and fail loudly
-    pytest.mark.skipif(not CHROMIUM.exists() and not REQUIRED,
-                       reason=f"Debian Chromium not found at {CHROMIUM} (apt-get install chromium)"),
+    pytest.mark.skipif(not BROWSER.available and not REQUIRED,
+                       reason=f"the browser tests need Chrome or Chromium, and {BROWSER.reason} (apt-get install "
+                              "chromium, or set BROWSER_PATH; GPTLAB_REQUIRE_BROWSER=1 makes this a failure instead)"),
 ]
 pytestmark = BROWSER_MARKS
 
@@ -43,7 +47,7 @@ def app_url(tmp_path_factory, tiny_checkpoints):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    assert CHROMIUM.exists(), f"GPTLAB_REQUIRE_BROWSER=1 but Chromium is missing at {CHROMIUM}"
+    assert BROWSER.available, f"GPTLAB_REQUIRE_BROWSER=1, but no browser for the tests: {BROWSER.reason}"
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(exist_ok=True)
