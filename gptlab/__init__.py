@@ -1,4 +1,9 @@
-"""gptlab: a GPT from scratch, the model ladder that leads to it, and tools to look inside."""
+"""gptlab: a GPT from scratch, the model ladder that leads to it, and tools to look inside.
+
+This package exports the core (models, hooks, tokenizers, data, sampling, generation, checkpoints).
+The layers above it export their own names: ``gptlab.inside`` (views of what a model does),
+``gptlab.figures`` (Plotly figures of them) and ``gptlab.classroom`` (catalog, lessons, live training).
+"""
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import TokenSplits, get_batch, load_text
