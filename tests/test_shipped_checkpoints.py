@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from gptlab import TokenSplits, load_checkpoint
+from gptlab.classroom.catalog import discover
 from train.evaluate import full_split_loss
-from train.report import END, START, render
+from train.report import END, START, render, shipped
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = REPO / "checkpoints"
@@ -38,6 +39,16 @@ def test_recorded_val_loss_is_reproduced(folder, shakespeare_text):
 def test_snapshots_load_and_record_their_step(folder):
     checkpoint = load_checkpoint(folder)
     assert folder.name == f"step_{checkpoint.metrics['best']['step']:06d}"
+
+
+def test_the_readme_table_lists_models_in_the_apps_order(tmp_path):
+    """One ladder order: the README table (train.report) and the app's model list (the catalog) agree."""
+    for name in ["zeta", "gpt", "aardvark", "bigram", "gpt-large", "blocks"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "metrics.json").write_text("{}")
+    assert list(shipped(tmp_path)) == list(discover(tmp_path)) == ["bigram", "blocks", "gpt", "aardvark",
+                                                                   "gpt-large", "zeta"]
 
 
 def test_readme_table_is_generated_from_metrics():

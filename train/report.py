@@ -10,17 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gptlab.classroom.catalog import ladder_key
 from gptlab.markdown import code_block, code_span
 
-LADDER = ["bigram", "single_head", "multi_head", "blocks", "gpt", "gpt-bpe", "gpt-large"]
 START, END = "<!-- models:start -->", "<!-- models:end -->"
 
 
 def shipped(folder: Path) -> dict[str, dict[str, Any]]:
     """name -> metrics.json of each checkpoint folder, in ladder order."""
     found = {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/metrics.json")}
-    order = {name: i for i, name in enumerate(LADDER)}
-    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(LADDER)), kv[0])))
+    return {name: found[name] for name in sorted(found, key=ladder_key)}
 
 
 def models_table(models: dict[str, dict[str, Any]]) -> str:
