@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gptlab import load_checkpoint
 from gptlab.errors import ConfigError, GptlabError
@@ -80,6 +81,13 @@ def test_train_writes_a_loadable_checkpoint_with_metrics(tiny_text_file, tmp_pat
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000000", "step_000005"]
     assert load_checkpoint(out / "snapshots" / "step_000005").metrics["best"]["step"] == 5
     assert (out / "samples" / "step_000010.txt").read_text()
+
+
+def test_train_leaves_subnormal_floats_to_the_code_that_runs_after_it(tiny_text_file, tmp_path):
+    """train() flushes denormals while it runs; a notebook (or a later test) must get IEEE floats back."""
+    train(tiny_config(tiny_text_file, tmp_path / "run", "max_iters=2"))
+    tiny = torch.tensor([1e-40]) * 1.0  # a subnormal float32 that survives only without flush-to-zero
+    assert tiny.item() != 0.0
 
 
 def test_resume_matches_an_uninterrupted_run(tiny_text_file, tmp_path):

@@ -50,7 +50,16 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     Raises GptlabError for what the user can fix (data, output folder, a resume that does not
     match) before the first step. Ctrl-C saves a resumable state, then raises KeyboardInterrupt.
     """
-    run = prepare(config, command)
+    try:
+        return finish(loop(prepare(config, command)))
+    finally:
+        # prepare() flushes denormal floats to zero on CPU (train/runtime.py); hand the process back
+        # with IEEE subnormals, so code that runs after train() in the same process (a notebook, tests) sees them
+        torch.set_flush_denormal(False)
+
+
+def loop(run: Run) -> Run:
+    """Step until the end (steps or clock), evaluating and saving on the way; Ctrl-C saves and re-raises."""
     try:
         while True:
             step = run.state.step
@@ -69,7 +78,7 @@ def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
     finally:
         if run.progress is not None:
             run.progress.close()
-    return finish(run)
+    return run
 
 
 def train_step(run: Run, step: int) -> torch.Tensor:
