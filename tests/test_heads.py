@@ -72,3 +72,30 @@ def test_a_head_no_reference_fits_is_mixed_and_says_what_comes_closest():
     assert result.label == "mixed" and result.short == "mixed"
     assert describe(result).startswith("Layer 0, head 0 follows none of the reference patterns on this prompt; "
                                        "the closest is ")
+
+
+def test_induction_keys_follow_earlier_copies_of_the_query_token_by_id():
+    masks = reference_masks(list("abcab"))
+    assert masks["induction"][3].nonzero().flatten().tolist() == [1]  # 'a' at 0 was followed by key 1
+    assert masks["induction"][4].nonzero().flatten().tolist() == [2]  # 'b' at 1 was followed by key 2
+    assert not masks["induction"][:3].any()  # nothing repeats before position 3
+    doubled = reference_masks(list("aa"))["induction"]
+    assert doubled.tolist() == [[False, False], [False, True]]  # k - 1 < q allows k = q
+    # byte tokens of a BPE all read as U+FFFD: identity is the id, not the text
+    by_id = reference_masks(["\ufffd"] * 4, ids=[7, 8, 7, 9])["induction"]
+    assert by_id.nonzero().tolist() == [[2, 1]]
+
+
+def test_a_perfect_induction_head_on_a_repeated_random_string_is_labelled_and_titled():
+    ids = torch.randperm(50, generator=torch.Generator().manual_seed(3))[:20].tolist() * 2  # 20 distinct, twice
+    n = len(ids)
+    tokens = ["\ufffd"] * n  # every token reads the same: only the ids can tell them apart
+    pattern = synthetic_pattern(tokens, "induction", strength=0.63, ids=ids)
+    for q in range(20, n):  # the second copy: 63% on the key right after the earlier copy
+        assert pattern[q, q - 19] >= 0.63 and pattern[q].sum() == pytest.approx(1.0)
+    [[result]] = label_heads([pattern[None]], tokens, ids)
+    assert result.label == "induction"
+    assert result.short.startswith("induct ") and result.panel_title.startswith("head 0 · induct ")
+    assert describe(result).startswith("Layer 0, head 0 puts ")
+    assert describe(result).endswith("of its weight on the character after each earlier copy of the current one "
+                                      "(induction).")

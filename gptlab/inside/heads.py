@@ -19,13 +19,14 @@ LABELS: dict[str, str] = {
     "previous": "the previous {unit}",
     "self": "the current {unit} itself",
     "same_earlier": "earlier copies of the current {unit}",
+    "induction": "the {unit} after each earlier copy of the current one (induction)",
     "line_start": "line starts (newlines and the {unit} after them)",
     "first": "the first position",
     "speaker": "the speaker's name before the colon",
     "broad": "",  # phrased differently: see describe()
 }
 SHORT = {
-    "previous": "prev", "self": "self", "same_earlier": "same↑", "line_start": "line",
+    "previous": "prev", "self": "self", "same_earlier": "same↑", "induction": "induct", "line_start": "line",
     "first": "first", "speaker": "name:", "broad": "broad", "mixed": "mixed",
 }
 MIN_ROWS = 2  # a label needs at least this many query rows to be scored (else its score is NaN)
@@ -61,6 +62,8 @@ def reference_masks(tokens: Sequence[str], ids: Sequence[int] | None = None) -> 
     ``tokens`` give each position's text (newlines, speaker names); ``ids`` its identity: "same
     token" compares ids, since different byte tokens of a BPE all decode to U+FFFD. Without ids the
     texts stand in for them, which is exact only for a char tokenizer. ValueError if lengths differ.
+    "induction" marks key k when the token at k - 1 is the query's token (k - 1 < q): the key that
+    followed an earlier copy, which an induction head attends to so the model can copy it.
     """
     n = len(tokens)
     identity = list(tokens) if ids is None else [int(i) for i in ids]
@@ -76,10 +79,21 @@ def reference_masks(tokens: Sequence[str], ids: Sequence[int] | None = None) -> 
         "previous": k == q - 1,
         "self": k == q,
         "same_earlier": same & (k < q),
+        "induction": _after_earlier_copy(same),
         "line_start": causal & (newline | after_newline)[None, :],
         "first": (k == 0) & (q > 0),
         "speaker": causal & _speaker_keys(tokens)[None, :],
     }
+
+
+def _after_earlier_copy(same: torch.Tensor) -> torch.Tensor:
+    """[q, k] True where the token at k - 1 equals the query's and k - 1 < q (so k <= q: causal)."""
+    n = same.size(0)
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    if n > 1:
+        earlier = same & (torch.arange(n)[None, :] < torch.arange(n)[:, None])  # [q, k - 1]
+        mask[:, 1:] = earlier[:, :-1]
+    return mask
 
 
 def _speaker_keys(tokens: Sequence[str]) -> torch.Tensor:
