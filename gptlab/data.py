@@ -23,6 +23,7 @@ TINY_SHAKESPEARE_BYTES = 1_115_394
 # 363,916 bytes, written by lzma.compress(text, filters=[{"id": lzma.FILTER_LZMA2,
 # "preset": 9 | lzma.PRESET_EXTREME, "lc": 4, "pb": 0}]); gzip -9 would take 433,884
 SHIPPED_TINY_SHAKESPEARE = Path(__file__).resolve().parent / "corpora" / "tinyshakespeare.txt.xz"
+EVAL_SEED = 20_240_601  # evaluation batches are the same at every eval, so curves are comparable
 
 
 def read_tiny_shakespeare(path: str | Path = SHIPPED_TINY_SHAKESPEARE) -> str:
@@ -124,3 +125,12 @@ def get_batch(
     offsets = starts[:, None] + torch.arange(block_size + 1)  # one gather, no Python loop
     windows = data[offsets]
     return windows[:, :-1], windows[:, 1:]
+
+
+def eval_batches(
+    data: torch.Tensor, n_batches: int, batch_size: int, block_size: int, seed: int = EVAL_SEED
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed random batches a training run's evaluation scores (its first ``n_batches``), as
+    (x, y) pairs each (batch, block): a loss on them compares with the README's val loss."""
+    generator = torch.Generator().manual_seed(seed)
+    return [get_batch(data, batch_size, block_size, generator) for _ in range(n_batches)]

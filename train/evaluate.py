@@ -11,6 +11,7 @@ import torch
 
 from gptlab import GenerationSettings, TokenSplits, generate, get_batch, load_checkpoint, save_checkpoint
 from gptlab.checkpoint import METRICS_FILE
+from gptlab.data import EVAL_SEED
 from gptlab.fileio import write_text_atomic
 from gptlab.prompts import sample_start
 
@@ -20,8 +21,6 @@ from .optim import lr_factor
 from .push import push
 from .run import DTYPES, Run
 from .state import STATE_FILE, save_state
-
-EVAL_SEED = 20_240_601  # evaluation batches are the same at every eval, so curves are comparable
 
 
 def evaluate_and_save(run: Run, step: int) -> None:

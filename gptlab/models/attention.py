@@ -78,6 +78,7 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = Dropout(config.dropout)
         self.resid_dropout = Dropout(config.dropout)
         self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
+        self.hook_z = HookPoint()  # [batch, pos, head, head_size]: each head's output before c_proj mixes them
 
     def forward(self, x: torch.Tensor, kv: LayerKV | None = None) -> torch.Tensor:
         B, T, C = x.size()  # batch, time (new tokens), channels (n_embd)
@@ -101,7 +102,8 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=past == 0 and T > 1
             )
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        y = self.hook_z(y.transpose(1, 2))  # (B, T, nh, hs)
+        y = y.contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:

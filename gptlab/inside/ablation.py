@@ -1,0 +1,115 @@
+"""Knock heads out: switch attention heads off and see how much the model needed them.
+
+Ablation patches a head's output at ``hook_z`` (``[batch, pos, head, head_size]``, the heads side
+by side before ``c_proj`` mixes them), through ``hooks.hooks``: only the thread that opened the
+context sees its ablation, so a web server's requests cannot see each other's.
+
+- ``zero``: the head's output is 0 at every position, as if its slice of ``c_proj``'s input
+  columns were zero (the projection's bias stays: it belongs to no head).
+- ``mean``: the head's output at every position is its mean over the positions of that sequence,
+  so the head still adds its average but no longer says anything position-specific. The mean
+  includes later positions, so it is not causal; use it to ask "does the variation matter?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..hooks import hook_points, hooks
+
+Mode = Literal["zero", "mean"]
+MODES = ("zero", "mean")
+
+
+def attention_shape(model: nn.Module) -> tuple[int, int]:
+    """(layers with attention, heads per layer); (0, 0) for a model without attention (the bigram)."""
+    layers = [name for name in hook_points(model) if name.endswith("attn.hook_z")]
+    return (len(layers), model.config.n_head) if layers else (0, 0)
+
+
+def all_heads(model: nn.Module) -> list[tuple[int, int]]:
+    """Every (layer, head) of the model, layer by layer."""
+    n_layer, n_head = attention_shape(model)
+    return [(layer, head) for layer in range(n_layer) for head in range(n_head)]
+
+
+def check_heads(model: nn.Module, heads: Iterable[tuple[int, int]] | str) -> set[tuple[int, int]]:
+    """The heads as a set of (layer, head); InputError naming the valid ranges for any the model lacks."""
+    n_layer, n_head = attention_shape(model)
+    if isinstance(heads, str):
+        if heads != "all":
+            raise InputError(f"heads must be 'all' or a set of (layer, head) pairs, got {heads!r}.")
+        if not n_layer:
+            raise InputError("This model has no attention heads to switch off (the bigram looks at one token).")
+        return set(all_heads(model))
+    chosen = set()
+    for pair in heads:
+        ok = isinstance(pair, Sequence) and len(pair) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in pair)
+        if not ok or not (0 <= pair[0] < n_layer and 0 <= pair[1] < n_head):
+            where = (f"layer in 0..{n_layer - 1} and head in 0..{n_head - 1}" if n_layer
+                     else "none: this model has no attention heads")
+            raise InputError(f"No head {pair!r} in this model: give (layer, head) pairs with {where}.")
+        chosen.add((int(pair[0]), int(pair[1])))
+    return chosen
+
+
+@contextmanager
+def ablate(model: nn.Module, heads: Iterable[tuple[int, int]] | str, mode: Mode = "zero") -> Iterator[None]:
+    """Inside the context, forward passes of this thread run with ``heads`` switched off.
+
+    ``heads``: a set of (layer, head) pairs, or "all" for every head of every layer. ``mode``:
+    "zero" or "mean" (over positions, per sequence). InputError for a head the model lacks or an
+    unknown mode. An empty set changes nothing (no hook is registered).
+    """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    chosen = check_heads(model, heads)
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in sorted(chosen):
+        by_layer.setdefault(layer, []).append(head)
+
+    def patch(head_list: list[int]):
+        def fn(z: torch.Tensor) -> torch.Tensor:  # z: [batch, pos, head, head_size]
+            z = z.clone()
+            if mode == "zero":
+                z[:, :, head_list] = 0.0
+            else:
+                z[:, :, head_list] = z[:, :, head_list].mean(dim=1, keepdim=True)
+            return z
+
+        return fn
+
+    with hooks(model, {f"transformer.h.{layer}.attn.hook_z": patch(hs) for layer, hs in by_layer.items()}):
+        yield
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean next-token cross-entropy (nats per token) over (x, y) batches, each (batch, block)."""
+    if not batches:
+        raise InputError("Give at least one (x, y) batch to measure a loss on.")
+    return sum(float(model(x, y)[1]) for x, y in batches) / len(batches)
+
+
+def ablated_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 heads: Iterable[tuple[int, int]] | str, mode: Mode = "zero") -> float:
+    """mean_loss with ``heads`` switched off (see ablate)."""
+    with ablate(model, heads, mode):
+        return mean_loss(model, batches)
+
+
+def rank_heads(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+               mode: Mode = "zero") -> list[tuple[int, int, float]]:
+    """Every head as (layer, head, delta_loss), most needed first: delta_loss is how much the mean
+    loss on ``batches`` (nats per token) rises when that head alone is switched off."""
+    base = mean_loss(model, batches)
+    rows = [(layer, head, ablated_loss(model, batches, {(layer, head)}, mode) - base)
+            for layer, head in all_heads(model)]
+    return sorted(rows, key=lambda row: -row[2])
