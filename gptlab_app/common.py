@@ -1,59 +1,128 @@
-"""Shared pieces of the teaching tabs: model lookup (shipped or live-trained), plots, errors."""
+"""What the app's tabs share: its limits, the input checks, the one error conversion, plots.
+
+Handlers check their input with the functions here, which raise the library's own errors
+(gptlab.errors); ``library_errors()`` shows any such error to the visitor as a gr.Error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from gptlab.checkpoint import Checkpoint
-from gptlab.classroom.catalog import Catalog
-from gptlab.errors import GptlabError, UnknownCharactersError
+from gptlab.errors import GptlabError, InputError, UnknownCharactersError
 from gptlab.figures import figure_json, teacher_style
 from gptlab.markdown import code_span
+from gptlab.models.config import ModelConfig
 from gptlab.prompts import fit_builtin
+from gptlab.sampling import GenerationSettings
 
+# Server-side limits: a visitor (or a script calling the API) cannot ask for more than this.
+MAX_NEW_TOKENS = 1000
+MAX_PROMPT_CHARS = 2000  # generation and attention only use the last block_size tokens anyway
+MAX_TOP_K = 1000
+MAX_SEED = 2**31 - 1  # the seed fields of Step through and Lessons
+# Gradio's own event time_limit only applies to .stream() events, so generation enforces its own: a
+# stream stops (keeping its text) after this long, whatever the load. Attention is one forward pass
+# on at most block_size tokens, bounded by the prompt limit and the crop.
+GENERATION_TIME_LIMIT_S = 60.0
+STREAM_INTERVAL_S = 0.05  # send the growing text at most 20 times a second
+# Concurrency for a class of 30 on 2 vCPUs: a tiny model streams a token in a few ms, so four
+# streams at once keep both cores busy without starving the attention tab; the rest wait in line.
+SAMPLE_CONCURRENCY = 4
+ATTENTION_CONCURRENCY = 4
+TEACH_CONCURRENCY = 4
+TEACH = {"concurrency_id": "teach", "concurrency_limit": TEACH_CONCURRENCY}  # the teaching tabs' views, together
+QUEUE_SIZE = 90  # 30 learners x 3 requests each; beyond that a visitor is told the queue is full
 # Run when a tab whose views are drawn at page load is shown. A Plotly chart drawn while its tab was
 # hidden (opened, then left before the draw came back) keeps Plotly's default 700 px width until the
 # window resizes; a resize event makes every chart on the page fit its box again (checked in Chromium).
 REFIT_PLOTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
-LIVE = "live"  # the dropdown value of the visitor's own live-trained model
-LIVE_LABEL = "your model (trained in 'Watch it learn')"
-MAX_PROMPT_CHARS = 2000
-TEACH_CONCURRENCY = 4
 
 
-def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
-    """Attention models offered, plus the visitor's live-trained model."""
-    return catalog.choices(catalog.attention_names) + [(LIVE_LABEL, LIVE)]
-
-
-def get_model(catalog: Catalog, name: str, live: Checkpoint | None) -> Checkpoint:
-    """The checkpoint for a dropdown value; the live model only exists once this visitor trained one."""
-    if name == LIVE:
-        if live is None:
-            raise gr.Error("You have not trained a model yet: open 'Watch it learn', train one, then come back.")
-        return live
-    if name not in catalog.attention_names:
-        raise gr.Error(f"No attention model named {name!r}; choose one from the list.")
-    return catalog.get(name)
-
-
-def error(exc: GptlabError) -> gr.Error:
-    """A library error as an app message."""
-    if isinstance(exc, UnknownCharactersError):
+@contextmanager
+def library_errors() -> Iterator[None]:
+    """Show any library error (a GptlabError) raised inside to the visitor as a gr.Error with its message."""
+    try:
+        yield
+    except UnknownCharactersError as exc:  # without the library-only advice (errors='drop')
         shown = ", ".join(repr(c) for c in exc.unknown[:10])
-        return gr.Error(f"This model has never seen these characters: {shown}. Remove them and try again.")
-    return gr.Error(str(exc))
+        raise gr.Error(f"This model has never seen these characters: {shown}. Remove them and try again.") from None
+    except GptlabError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def bind(fn: Callable, *first) -> Callable:
+    """``fn`` with its first arguments given (the catalog, a tab's state), read by Gradio as ``fn`` itself.
+
+    Gradio takes an endpoint's description from the docstring, its parameters from the signature,
+    gr.Request from the type hints and streaming from ``inspect.isgeneratorfunction``; a bare
+    functools.partial hides the docstring and the type hints.
+    """
+    if inspect.isgeneratorfunction(fn):
+        def bound(*args, **kwargs):
+            yield from fn(*first, *args, **kwargs)
+    else:
+        def bound(*args, **kwargs):
+            return fn(*first, *args, **kwargs)
+    functools.update_wrapper(bound, fn)
+    bound.__signature__ = inspect.signature(functools.partial(fn, *first))
+    return bound
 
 
 def checked_prompt(prompt: str | None) -> str:
+    """The prompt, else InputError saying why it cannot be used (empty, or over MAX_PROMPT_CHARS)."""
     if not prompt:
-        raise gr.Error("The prompt is empty: type a few words first.")
+        raise InputError("The prompt is empty: type a few words (or click an example) first.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise gr.Error(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
+        raise InputError(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
     return prompt
+
+
+def as_int(value, name: str):
+    """Sliders send 5.0 for 5: a whole float as an int, another float refused (InputError), the rest as given."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float):
+        raise InputError(f"{name} must be a whole number, got {value!r}.")
+    return value
+
+
+def whole(value, name: str, low: int, high: int, where: str = "") -> int:
+    """A whole number in low..high from a slider or number field, else InputError (``where``: ' for gpt')."""
+    value = as_int(value, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number in {low}..{high}{where}, got {value!r}.")
+    return value
+
+
+def token_position(value, name: str) -> int:
+    """A token position: empty or -1 means the last token, as does one past the end; else InputError."""
+    value = -1 if value is None else as_int(value, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} must be a whole number (-1 = the last token), got {value!r}.")
+    return value
+
+
+def layer_and_head(config: ModelConfig, layer, head, model: str) -> tuple[int, int]:
+    """(layer, head) checked against the model's shape, before any work; else InputError naming the model."""
+    where = f" for {model}"
+    return whole(layer, "layer", 0, config.n_layer - 1, where), whole(head, "head", 0, config.n_head - 1, where)
+
+
+def sampling_settings(max_new_tokens, temperature, top_k, top_p, seed) -> GenerationSettings:
+    """Generation settings from UI/API values, checked against the app's limits (else a GptlabError)."""
+    settings = GenerationSettings(
+        max_new_tokens=as_int(max_new_tokens, "max_new_tokens"), temperature=temperature,
+        top_k=as_int(top_k, "top_k"), top_p=top_p, seed=None if seed is None else as_int(seed, "seed"),
+    ).validate(MAX_NEW_TOKENS)
+    if settings.top_k > MAX_TOP_K:
+        raise InputError(f"top_k must be in 0..{MAX_TOP_K}, got {settings.top_k}.")
+    return settings
 
 
 def fitted_prompt(tokenizer, prompt: str) -> tuple[str, str]:
@@ -63,29 +132,9 @@ def fitted_prompt(tokenizer, prompt: str) -> tuple[str, str]:
     return fit.text, (f"⚠️ {fit.note(code_span)}" if fit.changed else "")
 
 
-def picker_updates(config, layer=None, head=None) -> tuple[dict, dict]:
-    """Layer and head sliders fitted to a model's config; a value still in range is kept, else 0.
-
-    A slider from 0 to 0 cannot be drawn: it keeps 0..1 and is locked when there is one choice.
-    ``config`` None (no such model yet) leaves both sliders as they are.
-    """
-    if config is None:
-        return gr.update(), gr.update()
-
-    def fit(value, top: int) -> dict:
-        keep = isinstance(value, (int, float)) and 0 <= value <= top and float(value).is_integer()
-        return gr.update(maximum=max(top, 1), value=int(value) if keep else 0, interactive=top > 0)
-
-    return fit(layer, config.n_layer - 1), fit(head, config.n_head - 1)
-
-
-def whole(value, name: str, low: int, high: int) -> int:
-    """A whole number in low..high from a slider/number value, else gr.Error."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
-    return value
+def plot(fig, teacher: bool = False) -> PlotData:
+    """A figure for gr.Plot (PNG toolbar button included), in teacher style when asked."""
+    return PlotData(type="plotly", plot=figure_json(teacher_style(fig) if teacher else fig))
 
 
 def quietly(draw: Callable[[], tuple], n_outputs: int) -> tuple:
@@ -96,8 +145,3 @@ def quietly(draw: Callable[[], tuple], n_outputs: int) -> tuple:
         return draw()
     except gr.Error:
         return tuple(gr.skip() for _ in range(n_outputs))
-
-
-def plot(fig, teacher: bool = False) -> PlotData:
-    """A figure for gr.Plot (PNG toolbar button included), in teacher style when asked."""
-    return PlotData(type="plotly", plot=figure_json(teacher_style(fig) if teacher else fig))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pytest
 from conftest import app_shelf
@@ -18,10 +19,12 @@ from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import app
 from gptlab.classroom.catalog import Catalog
 from gptlab.errors import GptlabError
 from gptlab.inside.explore import attention_view
+from gptlab_app import build_app, common, launch_options
+from gptlab_app.common import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, QUEUE_SIZE
+from gptlab_app.tabs import attention, generate
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT_S = 60  # a request that takes longer counts as a hang
@@ -39,8 +42,8 @@ def prompts() -> st.SearchStrategy:
         st.text(alphabet=st.sampled_from(VOCAB), min_size=1, max_size=200),  # valid for every model
         st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=60),
         st.text(max_size=60),
-        st.sampled_from(["", "a" * 100_000, "All " * (app.MAX_PROMPT_CHARS // 4),
-                         "A" * (app.MAX_PROMPT_CHARS + 1), "\x00", "\u202e:llA"]),
+        st.sampled_from(["", "a" * 100_000, "All " * (MAX_PROMPT_CHARS // 4),
+                         "A" * (MAX_PROMPT_CHARS + 1), "\x00", "\u202e:llA"]),
     )
 
 
@@ -87,9 +90,9 @@ def catalog(shelf):
 
 @pytest.fixture(scope="module")
 def server(shelf, catalog):
-    demo = app.build_app(catalog, str(shelf))
+    demo = build_app(catalog, str(shelf))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_options(shelf))
+                            **launch_options(shelf))
     yield url.rstrip("/")
     demo.close()
 
@@ -127,30 +130,30 @@ def tried():
 
 @pytest.mark.slow
 @HOSTILE
-@given(model=model_names(["gpt", "bigram", "gpt-bpe"]), prompt=prompts(), tokens=whole_numbers(1, app.MAX_NEW_TOKENS),
+@given(model=model_names(["gpt", "bigram", "gpt-bpe"]), prompt=prompts(), tokens=whole_numbers(1, MAX_NEW_TOKENS),
        temperature=reals(0.0, 2.0), top_k=whole_numbers(0, 40), top_p=reals(0.05, 1.0),
        seed=st.one_of(st.integers(), st.none(), st.floats(allow_nan=False, allow_infinity=False)))
 def test_generate_takes_any_input(client, tried, model, prompt, tokens, temperature, top_k, top_p, seed):
     tried["generate"] = tried.get("generate", 0) + 1
     ok, text = call(client, "/generate", model, prompt, tokens, temperature, top_k, top_p, seed)
     if ok:
-        assert text.startswith(prompt) and len(prompt) <= app.MAX_PROMPT_CHARS
+        assert text.startswith(prompt) and len(prompt) <= MAX_PROMPT_CHARS
         assert model in ("gpt", "bigram", "gpt-bpe")
         if model != "gpt-bpe":  # one character per token: the continuation respects max_new_tokens
-            assert len(text) - len(prompt) <= tokens <= app.MAX_NEW_TOKENS
+            assert len(text) - len(prompt) <= tokens <= MAX_NEW_TOKENS
 
 
 @pytest.mark.slow
 @HOSTILE
 @given(left=model_names(["gpt", "bigram"]), right=model_names(["gpt-bpe", "gpt"]), prompt=prompts(),
-       tokens=whole_numbers(1, app.MAX_NEW_TOKENS), temperature=reals(0.0, 2.0),
+       tokens=whole_numbers(1, MAX_NEW_TOKENS), temperature=reals(0.0, 2.0),
        seed=st.one_of(st.integers(), st.none()))
 def test_compare_takes_any_input(client, tried, left, right, prompt, tokens, temperature, seed):
     tried["compare"] = tried.get("compare", 0) + 1
     ok, result = call(client, "/compare", left, right, prompt, tokens, temperature, seed)
     if ok:
         assert all(side.startswith(prompt) for side in result)
-        assert len(prompt) <= app.MAX_PROMPT_CHARS
+        assert len(prompt) <= MAX_PROMPT_CHARS
 
 
 @pytest.mark.slow
@@ -223,17 +226,16 @@ def test_non_finite_and_mistyped_numbers_in_raw_json_are_refused_clearly(server,
 def test_only_listed_models_are_offered(shelf):
     """A model folder that exists on disk but was not listed, a path or a Hub id is never loaded."""
     listed = Catalog.from_sources(shelf, only=["gpt"]).load_all()
-    handlers = app.make_handlers(listed)
     for name in ["bigram", str(shelf / "bigram"), str(shelf / "gpt"), "openai-community/gpt2", "../gpt"]:
-        with pytest.raises(app.gr.Error, match="No model named"):
-            next(handlers["generate"](name, "All:", 5, 0.8, 0, 1.0, 1))
-        with pytest.raises(app.gr.Error, match="No model named"):
-            handlers["attention"](name, "All:", 0, 0, -1)
+        with pytest.raises(gr.Error, match="No model named"):
+            next(generate.stream(listed, name, "All:", 5, 0.8, 0, 1.0, 1))
+        with pytest.raises(gr.Error, match="No model named"):
+            attention.show(listed, name, "All:", 0, 0, -1)
     assert list(listed.entries) == ["gpt"]  # nothing else was loaded on the way
 
 
 def test_only_listed_models_through_the_server(shelf):
-    demo = app.build_app(Catalog.from_sources(shelf, only=["gpt"]).load_all(), str(shelf))
+    demo = build_app(Catalog.from_sources(shelf, only=["gpt"]).load_all(), str(shelf))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         c = Client(url, verbose=False, analytics_enabled=False, download_files=False)
@@ -273,8 +275,8 @@ def test_model_folders_stay_blocked_even_if_a_deployer_allows_their_parent(shelf
     """blocked_paths from launch_options() win over allowed_paths; a control file proves allowing works."""
     control = shelf.parent / "allowed-note.txt"
     control.write_text("served on purpose")
-    demo = app.build_app(catalog, str(shelf))
-    options = {**app.launch_options(shelf), "allowed_paths": [str(shelf.parent)]}
+    demo = build_app(catalog, str(shelf))
+    options = {**launch_options(shelf), "allowed_paths": [str(shelf.parent)]}
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **options)
     try:
         base = url.rstrip("/")
@@ -300,17 +302,17 @@ INSTANT_EVENTS = {"live_stop": "sets a flag; a Stop must not wait in line behind
 
 def test_every_event_has_bounded_concurrency(catalog, shelf):
     """Private events are still reachable over HTTP (by fn_index): all of them wait in a bounded queue."""
-    demo = app.build_app(catalog, str(shelf))
+    demo = build_app(catalog, str(shelf))
     unbounded = [fn.api_name or fn.name for fn in demo.fns.values() if fn.concurrency_limit is None]
     assert set(unbounded) <= set(INSTANT_EVENTS), unbounded  # None would mean unlimited at once
-    assert demo._queue.max_size == app.QUEUE_SIZE
+    assert demo._queue.max_size == QUEUE_SIZE
 
 
 def test_generation_stops_at_the_time_limit(client, monkeypatch):
     """Gradio's time_limit only covers .stream() events, so the app enforces its own deadline."""
     full = client.predict("gpt", "All:", 400, 1.0, 0, 1.0, 3, api_name="/generate")
     assert len(full) == len("All:") + 400
-    monkeypatch.setattr(app, "GENERATION_TIME_LIMIT_S", 0.0)
+    monkeypatch.setattr(common, "GENERATION_TIME_LIMIT_S", 0.0)
     requests = [("/generate", ("gpt", "All:", 400, 1.0, 0, 1.0, 3)),
                 ("/compare", ("gpt", "bigram", "All:", 400, 1.0, 3))]
     for api, args in requests:
@@ -321,8 +323,8 @@ def test_generation_stops_at_the_time_limit(client, monkeypatch):
 
 def test_worst_case_requests_finish_quickly(client):
     """The most work one visitor can ask for: the longest prompt and the most tokens."""
-    prompt = ("All:\nSpeak, speak.\n" * 200)[: app.MAX_PROMPT_CHARS]
-    ok, text = call(client, "/generate", "gpt", prompt, app.MAX_NEW_TOKENS, 1.0, 0, 1.0, 1)
-    assert ok and len(text) == len(prompt) + app.MAX_NEW_TOKENS
+    prompt = ("All:\nSpeak, speak.\n" * 200)[: MAX_PROMPT_CHARS]
+    ok, text = call(client, "/generate", "gpt", prompt, MAX_NEW_TOKENS, 1.0, 0, 1.0, 1)
+    assert ok and len(text) == len(prompt) + MAX_NEW_TOKENS
     ok, (note, heatmap, *_) = call(client, "/attention", "gpt", prompt, 1, 3, -1)
     assert ok and "cropped" in note and len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64

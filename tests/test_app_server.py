@@ -7,6 +7,7 @@ import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ from conftest import app_shelf
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-import app
 from gptlab import load_checkpoint
 from gptlab.classroom.catalog import Catalog
 from gptlab.inside.explore import attention_view
+from gptlab_app import build_app, launch_options, main
+from gptlab_app.common import MAX_PROMPT_CHARS
+from gptlab_app.tabs import attention, generate
 
 PROMPT = "First Citizen:\n"  # every character is in the tiny corpus's vocabulary
 GEN = dict(max_new_tokens=120, temperature=0.8, top_k=0, top_p=1.0, seed=7)
@@ -30,8 +33,8 @@ def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
 
 @pytest.fixture(scope="module")
 def server(shelf):
-    demo = app.build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_options())
+    demo = build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
     yield url
     demo.close()
 
@@ -130,7 +133,7 @@ def test_models_table_and_curves(client):
 BAD_GENERATE = [
     (dict(prompt=""), "prompt is empty"),
     (dict(prompt="日本"), "never seen these characters: '日', '本'"),
-    (dict(prompt="a" * (app.MAX_PROMPT_CHARS + 1)), "limit is 2,000"),
+    (dict(prompt="a" * (MAX_PROMPT_CHARS + 1)), "limit is 2,000"),
     (dict(max_new_tokens=10**9), "greater than maximum value 1000"),
     (dict(temperature=-1), "less than minimum value"),
     (dict(top_p=2), "greater than maximum value 1"),
@@ -173,13 +176,13 @@ def test_nan_temperature_sent_as_raw_json_is_refused(server, client):
 
 def test_settings_are_checked_in_the_handler_too(shelf):
     """Limits hold even where Gradio's component checks would not (NaN passes a min/max test)."""
-    handlers = app.make_handlers(Catalog.from_sources(shelf).load_all())
-    with pytest.raises(app.gr.Error, match="temperature"):
-        next(handlers["generate"]("gpt", PROMPT, 10, math.nan, 0, 1.0, 1))
-    with pytest.raises(app.gr.Error, match="max_new_tokens must be in 0..1000"):
-        next(handlers["generate"]("gpt", PROMPT, 10**9, 0.8, 0, 1.0, 1))
-    with pytest.raises(app.gr.Error, match="layer must be in 0..1"):
-        handlers["attention"]("gpt", "All:", 7, 0, -1)
+    catalog = Catalog.from_sources(shelf).load_all()
+    with pytest.raises(gr.Error, match="temperature"):
+        next(generate.stream(catalog, "gpt", PROMPT, 10, math.nan, 0, 1.0, 1))
+    with pytest.raises(gr.Error, match="max_new_tokens must be in 0..1000"):
+        next(generate.stream(catalog, "gpt", PROMPT, 10**9, 0.8, 0, 1.0, 1))
+    with pytest.raises(gr.Error, match=r"layer must be a whole number in 0\.\.1 for gpt, got 7"):
+        attention.show(catalog, "gpt", "All:", 7, 0, -1)
 
 
 @pytest.mark.slow
@@ -195,7 +198,7 @@ def test_a_class_at_once_is_served(client):
 
 
 def test_empty_checkpoint_folder_starts_and_says_no_models(tmp_path):
-    demo = app.build_app(Catalog.from_sources(tmp_path / "none").load_all(), str(tmp_path / "none"))
+    demo = build_app(Catalog.from_sources(tmp_path / "none").load_all(), str(tmp_path / "none"))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         config = httpx.get(f"{url.rstrip('/')}/config", timeout=10).json()
@@ -209,4 +212,4 @@ def test_empty_checkpoint_folder_starts_and_says_no_models(tmp_path):
 
 def test_cli_refuses_unknown_model_names(shelf):
     with pytest.raises(SystemExit, match="--models asks for \\['nope'\\]"):
-        app.main(["--checkpoints", str(shelf), "--models", "nope"])
+        main(["--checkpoints", str(shelf), "--models", "nope"])

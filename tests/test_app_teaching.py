@@ -21,7 +21,6 @@ from offline_html import assert_standalone
 from renderer_marks import NEEDS_RENDERER
 from teaching_shelf import PARAGRAPH, SNAPSHOT_STEPS, make_foreign_shelf, make_shelf
 
-import app
 from gptlab import load_checkpoint
 from gptlab.classroom.catalog import Catalog
 from gptlab.classroom.lessons import LESSONS, resolve_head
@@ -29,6 +28,7 @@ from gptlab.figures.export import attention_csv, browser_available
 from gptlab.inside.explore import attention_view
 from gptlab.inside.heads import describe, label_heads
 from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, GENERATE_PROMPT, LOOK_PROMPT, fit_text
+from gptlab_app import build_app, launch_options
 
 PROMPT = "First Citizen:\nBefore we proceed"
 
@@ -40,9 +40,9 @@ def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
 
 @pytest.fixture(scope="module")
 def server(shelf):
-    demo = app.build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    demo = build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_options(shelf))
+                            **launch_options(shelf))
     yield url
     demo.close()
 
@@ -268,9 +268,9 @@ def inline_codes(markdown: str) -> list[str]:
 def foreign(tmp_path_factory):
     """(a client, the shelf) of an app serving models of one paragraph and of Markdown characters."""
     shelf = make_foreign_shelf(tmp_path_factory)
-    demo = app.build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    demo = build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_options(shelf))
+                            **launch_options(shelf))
     yield client_for(url), shelf
     demo.close()
 

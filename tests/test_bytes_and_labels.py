@@ -11,7 +11,6 @@ import pytest
 import torch
 from gradio_client import Client
 
-import app
 from gptlab import (
     BPETokenizer,
     GenerationSettings,
@@ -44,6 +43,7 @@ from gptlab.inside.lens import LensRow, logit_lens
 from gptlab.inside.steps import step_once
 from gptlab.snapshots import Snapshot
 from gptlab.tokenizers import IncrementalDecoder, visible_tokens
+from gptlab_app import build_app, launch_options
 
 GPT_BPE = Path(__file__).resolve().parent.parent / "checkpoints" / "gpt-bpe"
 GREEDY_12 = GenerationSettings(max_new_tokens=12, temperature=0.0)
@@ -140,9 +140,9 @@ def test_the_app_step_through_keeps_split_characters_whole(cjk, cjk_folder):
     ids = checkpoint.tokenizer.encode(prompt)
     reference = checkpoint.tokenizer.decode(ids + list(generate_ids(checkpoint.model, ids, GREEDY_12)))
     shelf = cjk_folder.parent
-    demo = app.build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    demo = build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_options(shelf))
+                            **launch_options(shelf))
     try:
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         text, notes = prompt, []

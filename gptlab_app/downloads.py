@@ -1,0 +1,25 @@
+"""Files the app hands a visitor (exports, lesson pages): written where Gradio serves the files it made
+itself, a fresh folder per request, so no visitor sees another's and no other path is ever served."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from gradio.utils import get_upload_folder
+
+from gptlab.figures.export import safe_name
+
+
+def download_folder() -> Path:
+    """A fresh folder's path inside Gradio's own upload/cache folder (files created there are served);
+    whoever writes the first file creates it."""
+    return Path(get_upload_folder()) / "gptlab-export" / uuid.uuid4().hex
+
+
+def html_file(text: str, stem: str) -> str:
+    """Write a page (UTF-8) as ``<stem>.html`` in a new download folder; its path, for a gr.File."""
+    path = download_folder() / f"{safe_name(stem)}.html"
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)

@@ -1,0 +1,63 @@
+"""Streaming text for Generate and Bigram vs GPT: the prompt and its growing continuation, sent at most
+20 times a second, and stopped (keeping its text) at the app's time limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import gradio as gr
+
+from gptlab.classroom.catalog import Catalog
+from gptlab.generate import generate
+from gptlab.prompts import fit_builtin
+from gptlab.sampling import GenerationSettings
+
+from . import common
+from .common import MAX_NEW_TOKENS, library_errors
+
+
+def stream_text(catalog: Catalog, name: str, prompt: str, settings: GenerationSettings) -> Iterator[str]:
+    """The prompt followed by the growing continuation (a built-in prompt fitted to the model, with a warning)."""
+    with library_errors():
+        checkpoint = catalog.get(name)
+        fit = fit_builtin(checkpoint.tokenizer, prompt)  # an example fitted to this model; a visitor's own as typed
+        if fit.changed:
+            gr.Warning(f"{name}: {fit.note()}")
+        text = prompt = fit.text
+        for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings,
+                              max_new_tokens_limit=MAX_NEW_TOKENS):
+            text += piece
+            yield text
+
+
+def pairs(streams: Iterator[tuple], prompt: str) -> Iterator[tuple[str, str]]:
+    """(left, right) texts; the side that finished first keeps its final text."""
+    texts = (prompt, prompt)
+    for a, b in streams:
+        texts = (a if a is not None else texts[0], b if b is not None else texts[1])
+        yield texts
+
+
+def throttled(texts: Iterator, interval: float = common.STREAM_INTERVAL_S) -> Iterator:
+    """Pass on values at most every ``interval`` seconds, always including the last one."""
+    last_sent, value, pending = 0.0, None, False
+    for value in texts:
+        pending = True
+        now = time.monotonic()
+        if now - last_sent >= interval:
+            last_sent, pending = now, False
+            yield value
+    if pending:
+        yield value
+
+
+def time_limited(texts: Iterator) -> Iterator:
+    """Pass values on until common.GENERATION_TIME_LIMIT_S has passed, then stop with a warning."""
+    limit = common.GENERATION_TIME_LIMIT_S  # read when the stream starts (a test lowers it)
+    deadline = time.monotonic() + limit
+    for value in texts:
+        yield value
+        if time.monotonic() > deadline:
+            gr.Warning(f"Stopped after {limit:.0f} s, the time limit of one request.")
+            return
