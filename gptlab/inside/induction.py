@@ -1,0 +1,110 @@
+"""Does the model have an induction head? Probe it on random token strings repeated once.
+
+A string of ``length`` random tokens, then the same string again: in the second copy each token
+has occurred exactly ``length`` positions earlier, and the token that followed it there is the
+next one here. An induction head, at query q of the second copy, attends to key q - length + 1
+(the position right after the previous occurrence of its token), so the model can copy what
+comes next. Random tokens carry no grammar, so only copying can predict the second copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from ..hooks import run_with_cache
+from .explore import pattern_names
+
+
+@dataclass(frozen=True)
+class InductionProbe:
+    """Induction scores and copy bits of one model on repeated random strings.
+
+    ``scores`` is ``[layer, head]``: each head's mean attention weight (0..1) from every position
+    of the second copy to the position right after the previous occurrence of its token.
+    ``chance`` is what a head spreading its weight evenly over the visible keys scores.
+    ``first_copy_bits`` and ``second_copy_bits`` are the model's mean surprise, in bits per token
+    (bits per character for a char model), on the tokens of each copy it could predict by copying:
+    positions 1..length-1 of each copy (the first token of a copy follows nothing it repeats).
+    """
+
+    scores: torch.Tensor  # [layer, head]
+    chance: float
+    first_copy_bits: float
+    second_copy_bits: float
+    length: int  # tokens per copy
+    trials: int  # random strings scored
+    seed: int
+
+    @property
+    def best(self) -> tuple[int, int, float]:
+        """(layer, head, score) of the head with the highest induction score."""
+        flat = int(self.scores.argmax())
+        layer, head = divmod(flat, self.scores.size(1))
+        return layer, head, float(self.scores[layer, head])
+
+
+def repeated_tokens(vocab_size: int, length: int, trials: int, seed: int) -> torch.Tensor:
+    """``trials`` random strings of ``length`` token ids, each followed by itself: (trials, 2 * length).
+
+    Ids are drawn uniformly from the whole vocabulary, 0..vocab_size-1, excluding nothing: for a
+    char model that includes the newline and the rare characters, for BPE every byte and merge.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(vocab_size, (trials, length), generator=generator)
+    return torch.cat([first, first], dim=1)
+
+
+def induction_scores(patterns: Sequence[torch.Tensor], length: int) -> torch.Tensor:
+    """[layer, head] induction scores from one ``[batch, head, query_pos, key_pos]`` pattern per layer
+    over sequences of two copies of ``length`` tokens: mean weight from query q (second copy) to key
+    q - length + 1."""
+    queries = torch.arange(length, 2 * length)
+    keys = queries - length + 1
+    return torch.stack([p[:, :, queries, keys].float().mean(dim=(0, 2)) for p in patterns])
+
+
+def induction_chance(length: int) -> float:
+    """The score of even attention: query q sees q + 1 keys, so 1 / (q + 1) averaged over the second copy."""
+    return sum(1.0 / (q + 1) for q in range(length, 2 * length)) / length
+
+
+@torch.no_grad()
+def induction_probe(model: nn.Module, length: int | None = None, trials: int = 16, seed: int = 0) -> InductionProbe:
+    """Score every head of ``model`` on ``trials`` repeated random strings of ``length`` tokens
+    (default: half the context, so both copies fit). Same seed, same strings, same result.
+
+    InputError if the model has no attention, or ``length`` is not 2..block_size // 2, or trials < 1.
+    """
+    names = pattern_names(model)
+    if not names:
+        raise InputError("This model has no attention heads: an induction probe needs at least one layer of attention.")
+    block = model.config.block_size
+    length = block // 2 if length is None else length
+    if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= block // 2:
+        raise InputError(f"length must be a whole number in 2..{block // 2} (two copies fill at most the "
+                         f"context of {block} tokens), got {length!r}.")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise InputError(f"trials must be a whole number of at least 1, got {trials!r}.")
+    idx = repeated_tokens(model.config.vocab_size, length, trials, seed)
+    logits, cache = run_with_cache(model, idx, names)
+    # surprise of token t+1 given tokens ..t, in bits: (trials, 2 * length - 1)
+    bits = F.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:], reduction="none") / math.log(2)
+    # target positions 1..length-1 of each copy (bits index t predicts position t + 1)
+    first = bits[:, : length - 1].mean()
+    second = bits[:, length : 2 * length - 1].mean()
+    return InductionProbe(
+        scores=induction_scores([cache[n] for n in names], length),
+        chance=induction_chance(length),
+        first_copy_bits=float(first),
+        second_copy_bits=float(second),
+        length=length,
+        trials=trials,
+        seed=seed,
+    )
