@@ -2,7 +2,7 @@
 
 - ``attention.py``: every attention matrix (one head, a grid of heads, rollout, a step's rows, a head
   across training)
-- ``charts.py``: bars, the logit lens, loss curves, the ladder
+- ``charts.py``: bars (next tokens, rollout, one head's q·k and weights), the logit lens, loss curves, the ladder
 - ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON
 - ``export.py``: CSV/JSON of a matrix, PNG/SVG through kaleido (``kaleido_worker.py`` renders, in its
   own process)
@@ -22,6 +22,7 @@ from .attention import (
 from .charts import (
     candidates_figure,
     contribution_bar,
+    head_math_bars,
     ladder_chart,
     live_loss_figure,
     logit_lens_figure,
@@ -32,7 +33,7 @@ from .style import COLORSCALE, PLOT_CONFIG, TEACHER_COLORSCALE, figure_json, tea
 
 __all__ = [
     "COLORSCALE", "PLOT_CONFIG", "TEACHER_COLORSCALE", "attention_heatmap", "candidates_figure", "contribution_bar",
-    "figure_json", "head_average", "head_grid", "ladder_chart", "live_loss_figure", "logit_lens_figure",
-    "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "teacher_style", "top_predictions_bar",
-    "training_strip", "unique_labels",
+    "figure_json", "head_average", "head_grid", "head_math_bars", "ladder_chart", "live_loss_figure",
+    "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "teacher_style",
+    "top_predictions_bar", "training_strip", "unique_labels",
 ]

@@ -1,4 +1,5 @@
-"""Charts that are not attention matrices: next-token bars, rollout bars, the logit lens, loss curves, the ladder.
+"""Charts that are not attention matrices: next-token bars, rollout bars, one head's q·k and weights, the
+logit lens, loss curves, the ladder.
 
 Plotly only (no Gradio); every function returns a ``go.Figure`` that also shows in Jupyter (``fig.show()``).
 """
@@ -42,6 +43,32 @@ def contribution_bar(values: torch.Tensor, labels: Sequence[str], title: str = "
     vals, idx = values.float().topk(k)
     fig = top_predictions_bar([(labels[i], float(v)) for v, i in zip(vals, idx.tolist(), strict=True)], title)
     fig.update_layout(xaxis=dict(title="share of the rollout"), height=max(320, 60 + 24 * k))
+    return fig
+
+
+def head_math_bars(labels: Sequence[str], dot: torch.Tensor, weights: torch.Tensor, title: str = "") -> go.Figure:
+    """Two bar panels for one query of one head, a row per visible key: q·k (unscaled) left, softmax weight right.
+
+    ``labels``, ``dot`` and ``weights`` are ``[S]`` for the S keys the query sees, in position order
+    (``gptlab.inside.head.HeadMath``); the keys read top to bottom as the prompt does.
+    """
+    # unique categories (equal labels would share a bar); a trailing space keeps "1" from becoming a number
+    keys = [f"{label} " for label in unique_labels(labels)]
+    dots, probs = [float(d) for d in dot], [float(w) for w in weights]
+    fig = go.Figure([
+        go.Bar(x=dots, y=keys, orientation="h", name="q·k", marker_color=PALETTE[0], xaxis="x", yaxis="y",
+               hovertemplate="%{y}: q·k = %{x:.3f}<extra></extra>"),
+        go.Bar(x=probs, y=keys, orientation="h", name="weight", marker_color=PALETTE[1], xaxis="x2", yaxis="y",
+               text=[f"{p:.1%}" for p in probs], textposition="auto",
+               hovertemplate="%{y}: weight %{x:.3f}<extra></extra>"),
+    ])
+    fig.update_layout(
+        title=dict(text=title), font=FONT, showlegend=False, height=max(320, 90 + 22 * len(keys)),
+        xaxis=dict(domain=[0, 0.46], title="q·k (before the scale)", zeroline=True),
+        xaxis2=dict(domain=[0.54, 1], title="softmax weight", range=[0, 1]),
+        yaxis=dict(type="category", autorange="reversed", title="key", tickfont=dict(size=12)),
+        margin=dict(l=90, r=20, t=60, b=50),
+    )
     return fig
 
 

@@ -1,4 +1,4 @@
-"""Export what a class is looking at: figures as PNG/SVG, attention matrices as CSV/JSON.
+"""Export what a class is looking at: figures as PNG/SVG, attention matrices and tables as CSV/JSON.
 
 CSV and JSON are written by Python alone. PNG and SVG need kaleido and a Chrome or Chromium: the
 browser is looked up once, before any render, and each render runs in a worker process with a time
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,17 @@ def attention_csv(pattern: torch.Tensor, labels: Sequence[str]) -> str:
     writer.writerow(["query \\ key", *labels])
     for q, label in enumerate(labels):
         writer.writerow([label, *(f"{float(pattern[q, k]):.6f}" if k <= q else "" for k in range(len(labels)))])
+    return out.getvalue()
+
+
+def table_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows of equal keys (e.g. ``HeadMath.table()``) as CSV: a header of the keys, floats to 6 decimals."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = list(rows[0]) if rows else []
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([f"{row[c]:.6f}" if isinstance(row[c], float) else row[c] for c in columns])
     return out.getvalue()
 
 

@@ -9,17 +9,19 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 - ``step_once`` -> ``Step``: one generated token and why (steps.py)
 - ``closer_look`` -> ``CloserLook``: labels, one head, rollout and lens together (closer.py)
 - ``across_view`` -> ``AcrossView``: one head on the snapshots of a training (across.py)
+- ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
 """
 
 from .across import AcrossView, across_view, head_across_training
 from .closer import CloserLook, closer_look
 from .explore import AttentionView, HeadView, attention_view, has_attention, token_labels, top_predictions
+from .head import HeadMath, head_math
 from .heads import HeadLabel, describe, label_heads, unit_for
 from .lens import LensRow, logit_lens, rollout
 from .steps import Step, step_once
 
 __all__ = [
-    "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadView", "LensRow", "Step", "across_view",
-    "attention_view", "closer_look", "describe", "has_attention", "head_across_training", "label_heads",
-    "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
+    "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadMath", "HeadView", "LensRow", "Step",
+    "across_view", "attention_view", "closer_look", "describe", "has_attention", "head_across_training", "head_math",
+    "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
 ]

@@ -1,8 +1,9 @@
 """The one causal self-attention used by every attention model of the ladder.
 
 Two paths compute the same thing: PyTorch's fused ``scaled_dot_product_attention`` for speed,
-and the explicit softmax(QK^T / sqrt(d)) V, which runs whenever someone listens at
-``hook_pattern`` (or a cached prefix needs an offset mask the fused path cannot express).
+and the explicit softmax(QK^T / sqrt(d)) V, which runs whenever someone listens at one of the
+attention's hook points (``hook_q``, ``hook_k``, ``hook_v``, ``hook_attn_scores``, ``hook_pattern``), or a
+cached prefix needs an offset mask the fused path cannot express.
 CPU training with attention dropout also takes the explicit path: the fused CPU kernel has no
 dropout, and its fallback draws the mask the slow way (see dropout.py).
 """
@@ -77,25 +78,38 @@ class CausalSelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_size, elementwise_affine=False) if config.qk_norm else nn.Identity()
         self.attn_dropout = Dropout(config.dropout)
         self.resid_dropout = Dropout(config.dropout)
+        # what a learner can read inside the attention, in the order the forward pass makes it
+        self.hook_q = HookPoint()  # [batch, head, pos, head_size], after QK-norm and rotary
+        self.hook_k = HookPoint()  # [batch, head, pos, head_size], the new positions only (not the KV cache)
+        self.hook_v = HookPoint()  # [batch, head, pos, head_size]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], q·k/sqrt(hs), future -inf
         self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
         self.hook_z = HookPoint()  # [batch, pos, head, head_size]: each head's output before c_proj mixes them
+
+    @property
+    def listening(self) -> bool:
+        """True while a hook listens at any of this attention's hook points: the explicit path then runs."""
+        return any(p.active for p in (self.hook_q, self.hook_k, self.hook_v, self.hook_attn_scores, self.hook_pattern))
 
     def forward(self, x: torch.Tensor, kv: LayerKV | None = None) -> torch.Tensor:
         B, T, C = x.size()  # batch, time (new tokens), channels (n_embd)
         past = kv.length if kv is not None else 0
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:
             cos, sin = rotary_tables(self.head_size, torch.arange(past, past + T, device=x.device))
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        listening = self.listening
+        if listening:
+            q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if kv is not None:
             k, v = kv.extend(k, v)  # (B, nh, past + T, hs)
 
         cpu_dropout = self.training and self.dropout > 0 and x.device.type == "cpu"
-        if self.hook_pattern.active or (past > 0 and T > 1) or cpu_dropout:
+        if listening or (past > 0 and T > 1) or cpu_dropout:
             y = self._explicit(q, k, v, past)
         else:
             # past == 0: the ordinary causal mask; T == 1: one new query sees every cached key
@@ -107,12 +121,13 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
-        """softmax(QK^T / sqrt(hs)) V written out, so the pattern can be seen at hook_pattern."""
+        """softmax(QK^T / sqrt(hs)) V written out, so the scores and the pattern can be seen at their hook points."""
         T, S = q.size(2), k.size(2)
         att = (q * (1.0 / math.sqrt(self.head_size))) @ k.transpose(-2, -1)  # (B, nh, T, S); scale the smaller q
         # query i sits at absolute position past + i and may see keys 0..past + i
         future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(diagonal=past + 1)
         att = att.masked_fill(future, float("-inf"))
+        att = self.hook_attn_scores(att)
         att = F.softmax(att, dim=-1)
         att = self.hook_pattern(att)
         att = self.attn_dropout(att)
