@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import math
+import typing
 from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
+import gradio.utils
 import httpx
 import numpy as np
 import pytest
 from conftest import app_shelf
+from every_endpoint import CHECKS
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -56,11 +60,59 @@ def answers(client: Client) -> bool:
     return "sees 4 token(s)" in note
 
 
-def test_named_endpoints(client):
+LESSON_FIELDS = [("lesson_id", "Dropdown"), ("model", "Dropdown"), ("prompt", "Textbox"), ("seed", "Number"),
+                 ("extend", "Number"), ("layer", "Number"), ("head", "Number"), ("teacher", "Checkbox")]
+# The public API as scripts call it (gradio_client, tests/every_endpoint.py): every endpoint, its parameters
+# in order and the component behind each. Renaming or reordering any of them breaks a caller's script.
+API = {
+    "/generate": [("model", "Dropdown"), ("prompt", "Textbox"), ("max_new_tokens", "Slider"),
+                  ("temperature", "Slider"), ("top_k", "Slider"), ("top_p", "Slider"), ("seed", "Number")],
+    "/compare": [("left", "Dropdown"), ("right", "Dropdown"), ("prompt", "Textbox"), ("max_new_tokens", "Slider"),
+                 ("temperature", "Slider"), ("seed", "Number")],
+    "/attention": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
+                   ("query", "Number")],
+    "/models": [],
+    "/across_steps": [],
+    "/across": [("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"), ("index", "Slider"),
+                ("teacher", "Checkbox")],
+    "/live": [("source", "Radio"), ("text", "Textbox"), ("seconds", "Slider")],
+    "/live_stop": [],
+    "/closer": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
+                ("position", "Number"), ("teacher", "Checkbox")],
+    "/export": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
+                ("teacher", "Checkbox")],
+    "/step": [("model", "Dropdown"), ("text", "Textbox"), ("temperature", "Slider"), ("top_k", "Slider"),
+              ("top_p", "Slider"), ("seed", "Number"), ("teacher", "Checkbox")],
+    "/lesson": LESSON_FIELDS,
+    "/lesson_html": LESSON_FIELDS,
+    "/all_lessons_html": [("model", "Dropdown"), ("teacher", "Checkbox")],
+}
+
+
+def test_every_endpoint_keeps_its_name_and_parameters(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/compare", "/attention", "/models"} <= set(endpoints)
-    params = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
-    assert params == ["model", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed"]
+    seen = {name: [(p["parameter_name"], p["component"]) for p in endpoint["parameters"]]
+            for name, endpoint in endpoints.items()}
+    assert seen == API
+    assert set(API) == set(CHECKS)  # every endpoint is also called, by the script that runs the app as a Space does
+
+
+def test_every_handler_reads_to_gradio_as_the_function_it_wraps(shelf):
+    """Handlers are bound to the catalog or their tab's state; Gradio must still see the function itself: its
+    docstring (the API description), its gr.Request parameter (else the visitor's session is lost) and
+    whether it streams."""
+    demo = build_app(Catalog.from_sources(shelf).load_all(), str(shelf))
+    bound = [fn.fn for fn in demo.fns.values() if hasattr(fn.fn, "__wrapped__")]
+    assert len(bound) >= 25  # every handler but the two one-line ones (the Step reset and the teacher mirror)
+    for fn in bound:
+        original = fn.__wrapped__
+        assert inspect.getdoc(fn) == inspect.getdoc(original) and inspect.getdoc(fn), original
+        assert gradio.utils.get_type_hints(fn) == typing.get_type_hints(original), original
+        assert inspect.isgeneratorfunction(fn) == inspect.isgeneratorfunction(original), original
+    asking = [fn for fn in bound if "request" in inspect.signature(fn).parameters]
+    assert {fn.__name__ for fn in asking} == {"train", "stop", "look_on_open", "draw", "draw_on_load", "restore"}
+    for fn in asking:
+        assert gradio.utils.get_type_hints(fn)["request"] is gr.Request, fn
 
 
 def test_generate_streams_growing_text(client):

@@ -7,7 +7,9 @@ resolved, and ``importlib.import_module("...")`` with a literal name counted as 
 - ``gptlab.inside`` imports the core only; ``gptlab.figures`` too (figures take tensors and strings);
 - ``gptlab.classroom`` may use all three;
 - nothing under ``gptlab/`` imports gradio, the app (``app``, ``gptlab_app``), ``train``, ``bench``
-  or a command line (a ``__main__`` module), and the library has no import cycle.
+  or a command line (a ``__main__`` module), and the library has no import cycle;
+- in the app, a tab (``gptlab_app/tabs/<tab>.py``) never imports another tab, only ``build_app``
+  (``gptlab_app``) puts the tabs together, and the app never imports ``train``, ``bench`` or ``tests``.
 """
 
 from __future__ import annotations
@@ -199,3 +201,50 @@ def test_a_planted_cycle_is_caught():
     path, text = sources["gptlab.errors"]
     sources["gptlab.errors"] = (path, f"{text}\ndef f():\n    from .data import TokenSplits\n")  # data imports errors
     assert cycles(import_graph(sources)) == [["gptlab.data", "gptlab.errors"]]
+
+
+NEVER_IN_THE_APP = ("app", "train", "bench", "tests")
+
+
+def app_sources(root: Path = REPO) -> dict[str, tuple[Path, str]]:
+    return {module_name(p, root): (p, p.read_text(encoding="utf-8"))
+            for p in sorted((root / "gptlab_app").rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def app_violations(graph: dict[str, list[tuple[int, str]]]) -> list[str]:
+    """One line per import in the app that points the wrong way: between tabs, or from a shared module to a tab."""
+    out = []
+    for module, imported in graph.items():
+        for line, target in imported:
+            if target.startswith("gptlab_app.tabs.") and target != module:
+                if module.startswith("gptlab_app.tabs"):
+                    out.append(f"{module}:{line} imports the tab {target}: tabs share through gptlab_app's "
+                               "common modules, never each other")
+                elif module != "gptlab_app":
+                    out.append(f"{module}:{line} imports the tab {target}: only build_app (gptlab_app) uses the tabs")
+            elif target.split(".")[0] in NEVER_IN_THE_APP:
+                out.append(f"{module}:{line} imports {target}: the app never imports {target.split('.')[0]}")
+    return out
+
+
+def test_the_app_tabs_stand_alone():
+    graph = import_graph(app_sources())
+    assert {"gptlab_app", "gptlab_app.common", "gptlab_app.tabs.attention", "gptlab_app.tabs.lessons"} <= set(graph)
+    assert app_violations(graph) == []
+
+
+APP_PLANTED = [
+    ("gptlab_app.tabs.closer", "from . import attention", "tabs share through"),
+    ("gptlab_app.tabs.step", "def f():\n    from gptlab_app.tabs.generate import stream", "tabs share through"),
+    ("gptlab_app.common", "from .tabs import lessons", "only build_app"),
+    ("gptlab_app.pickers", "from train.config import TrainConfig", "never imports train"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "said"), APP_PLANTED, ids=[p[1].splitlines()[-1] for p in APP_PLANTED])
+def test_a_planted_import_between_tabs_is_caught(module, line, said):
+    sources = app_sources()
+    path, text = sources[module]
+    sources[module] = (path, f"{text}\n{line}\n")
+    found = app_violations(import_graph(sources))
+    assert len(found) == 1 and said in found[0], found
