@@ -39,7 +39,8 @@ class CheckpointError(GptlabError):
 
 
 class ExportError(GptlabError):
-    """A figure could not be rendered as an image: no browser for kaleido, or the render failed or timed out."""
+    """An export could not be made: no browser for kaleido, a render that failed or timed out, or a disk that
+    refused the file."""
 
 
 def _visible(char: str) -> str:

@@ -4,10 +4,13 @@ itself, a fresh folder per request, so no visitor sees another's and no other pa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gradio.utils import get_upload_folder
 
+from gptlab.errors import ExportError
 from gptlab.figures.export import safe_name
 
 
@@ -17,9 +20,22 @@ def download_folder() -> Path:
     return Path(get_upload_folder()) / "gptlab-export" / uuid.uuid4().hex
 
 
+@contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn the disk refusing a download (an OSError: full, read-only, no such folder) into an ExportError
+    that says what could not be written (never the server's paths)."""
+    try:
+        yield
+    except OSError as exc:
+        raise ExportError(f"Could not write {what} ({exc.strerror or type(exc).__name__}): the server's disk may "
+                          "be full or read-only. The camera button above each plot still downloads a PNG.") from None
+
+
 def html_file(text: str, stem: str) -> str:
-    """Write a page (UTF-8) as ``<stem>.html`` in a new download folder; its path, for a gr.File."""
+    """Write a page (UTF-8) as ``<stem>.html`` in a new download folder; its path, for a gr.File.
+    ExportError when the disk refuses it."""
     path = download_folder() / f"{safe_name(stem)}.html"
-    path.parent.mkdir(parents=True)
-    path.write_text(text, encoding="utf-8")
+    with writing("the HTML page"):
+        path.parent.mkdir(parents=True)
+        path.write_text(text, encoding="utf-8")
     return str(path)

@@ -132,6 +132,22 @@ def test_export_without_a_browser_gives_csv_and_json_in_seconds(client, monkeypa
         browser_available.cache_clear()
 
 
+def test_a_download_the_disk_refuses_says_why(client, monkeypatch, tmp_path):
+    """A download folder that cannot be made (a full or read-only disk; here a file stands where the folder
+    would go): the export and both lesson pages answer with a message, never an anonymous error."""
+    in_the_way = tmp_path / "in-the-way"
+    in_the_way.write_text("a file, not a folder")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(in_the_way / "gradio"))  # the server runs in this process
+    calls = [("/export", ("gpt", "All:\nSpeak.", 0, 1, False)),
+             ("/lesson_html", ("previous-char", "gpt", PROMPT, 0, 0, -1, -1, False)),
+             ("/all_lessons_html", ("gpt", False))]
+    for api, args in calls:
+        with pytest.raises(AppError, match="Could not write .* the server's disk may be full or read-only"):
+            client.predict(*args, api_name=api)
+    monkeypatch.delenv("GRADIO_TEMP_DIR")
+    assert client.predict("gpt", "All:\nSpeak.", 0, 1, False, api_name="/export")  # and it works again
+
+
 def test_step_through_adds_one_token_reproducibly(client):
     args = ("gpt", "All:\nSpeak", 1.0, 5, 0.9, 3, False)
     text, note, bars, attn = client.predict(*args, api_name="/step")

@@ -33,7 +33,7 @@ from ..common import (
     quietly,
     token_position,
 )
-from ..downloads import download_folder
+from ..downloads import download_folder, writing
 from ..links import linked_view
 from ..pickers import Visitor, config_of, get_model, layer_head_sliders, model_picker, picker_updates
 
@@ -69,7 +69,7 @@ def look_on_open(catalog: Catalog, model, prompt, layer, head, position, live: C
 
 def export(catalog: Catalog, model, prompt, layer, head, teacher=False, live: Checkpoint | None = None) -> list[str]:
     """CSV, JSON, PNG and SVG of the head heatmap shown in 'Look closer' (same inputs, same figure)."""
-    with library_errors():
+    with library_errors(), writing("the CSV and JSON"):
         prompt = checked_prompt(prompt)
         checkpoint = get_model(catalog, model, live)
         layer, head = layer_and_head(checkpoint.config, layer, head, model)
@@ -83,7 +83,8 @@ def export(catalog: Catalog, model, prompt, layer, head, teacher=False, live: Ch
         paths = write_data(folder, title, pattern, view.labels, view.tokens, meta)
     fig = attention_heatmap(pattern, view.labels, title)
     try:  # the images need a browser; without one the visitor still gets the CSV and JSON
-        paths.update(write_images(folder, title, teacher_style(fig) if teacher else fig))
+        with writing("the images"):
+            paths.update(write_images(folder, title, teacher_style(fig) if teacher else fig))
     except ExportError as exc:
         gr.Warning(f"Exported CSV and JSON only. {exc}", duration=30)
     return [str(paths[k]) for k in ("png", "svg", "csv", "json") if k in paths]

@@ -67,7 +67,8 @@ def html(catalog: Catalog, lesson_id, model, prompt, seed, extend, layer, head, 
     """This lesson view as one HTML file that opens with no server and no network (plotly.js inside)."""
     with library_errors():
         page = page_of(catalog, lesson_id, model, prompt, seed, extend, layer, head, teacher)
-    return html_file(lessons_html([page]), f"{page.view.lesson or 'view'}-{model}")
+    with library_errors():
+        return html_file(lessons_html([page]), f"{page.view.lesson or 'view'}-{model}")
 
 
 def all_html(catalog: Catalog, model, teacher=False) -> str:
@@ -75,7 +76,7 @@ def all_html(catalog: Catalog, model, teacher=False) -> str:
     with library_errors():
         checkpoint = get_model(catalog, model, None)
         pages = [draw_lesson(checkpoint, lesson_view(lesson, model, bool(teacher))) for lesson in LESSONS]
-    return html_file(lessons_html(pages), f"all-lessons-{model}")
+        return html_file(lessons_html(pages), f"all-lessons-{model}")
 
 
 def fields(catalog: Catalog, lesson_id) -> tuple:
