@@ -141,16 +141,18 @@ def test_two_threads_do_not_see_each_others_ablations():
     assert no_hooks_left(model)
 
 
-def test_rank_heads_lists_every_head_by_how_much_the_loss_rises():
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_rank_heads_lists_every_head_by_how_much_the_loss_rises(mode):
+    """rank_heads reruns only the layers after the head's own; its numbers are the full ablated loss's."""
     model = tiny()
-    x = idx(4, batch=4)
-    batches = [(x[:, :-1], x[:, 1:])]
-    ranking = rank_heads(model, batches)
+    batches = [(x[:, :-1], x[:, 1:]) for x in (idx(4, batch=3), idx(5, batch=2))]
+    ranking = rank_heads(model, batches, mode)
     assert sorted((layer, head) for layer, head, _ in ranking) == all_heads(model)
     deltas = [delta for _, _, delta in ranking]
-    assert deltas == sorted(deltas, reverse=True)
-    layer, head, delta = ranking[0]
-    assert delta == pytest.approx(ablated_loss(model, batches, {(layer, head)}) - mean_loss(model, batches))
+    assert deltas == sorted(deltas, reverse=True) and deltas[0] > 0
+    base = mean_loss(model, batches)
+    for layer, head, delta in ranking:
+        assert delta == pytest.approx(ablated_loss(model, batches, {(layer, head)}, mode) - base, abs=1e-6)
 
 
 def test_bad_heads_or_mode_are_clear_errors():

@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..hooks import hook_points, hooks
+from ..hooks import hook_points, hooks, run_with_cache
 
 Mode = Literal["zero", "mean"]
 MODES = ("zero", "mean")
@@ -105,11 +106,32 @@ def ablated_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.T
         return mean_loss(model, batches)
 
 
+@torch.no_grad()
 def rank_heads(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
                mode: Mode = "zero") -> list[tuple[int, int, float]]:
     """Every head as (layer, head, delta_loss), most needed first: delta_loss is how much the mean
-    loss on ``batches`` (nats per token) rises when that head alone is switched off."""
+    loss on ``batches`` (nats per token) rises when that head alone is switched off.
+
+    A head of layer L changes nothing before layer L, so the residual stream entering each layer is
+    computed once and only layers L.. run again per head: about 40% less work for a 6-layer model.
+    """
     base = mean_loss(model, batches)
-    rows = [(layer, head, ablated_loss(model, batches, {(layer, head)}, mode) - base)
-            for layer, head in all_heads(model)]
+    n_layer, n_head = attention_shape(model)
+    entering = ["hook_embed"] + [f"transformer.h.{layer}.hook_resid_post" for layer in range(n_layer - 1)]
+    caches = [run_with_cache(model, x, entering)[1] for x, _ in batches]  # [batch, pos, n_embd] each
+    rows = []
+    for layer in range(n_layer):
+        for head in range(n_head):
+            with ablate(model, {(layer, head)}, mode):
+                loss = sum(_loss_from(model, layer, cache[entering[layer]], y)
+                           for cache, (_, y) in zip(caches, batches, strict=True)) / len(batches)
+            rows.append((layer, head, loss - base))
     return sorted(rows, key=lambda row: -row[2])
+
+
+def _loss_from(model: nn.Module, start: int, resid: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean loss of running layers ``start``.. on the residual stream entering layer ``start``."""
+    for layer in model.transformer.h[start:]:
+        resid = layer(resid)
+    logits = model.unembed(resid)  # (B, T, vocab)
+    return float(F.cross_entropy(logits.flatten(0, 1), targets.flatten()))
