@@ -7,12 +7,13 @@ import copy
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gptlab import InputError, ModelConfig, TokenSplits, build_model, load_checkpoint, run_with_cache
 from gptlab.data import EVAL_SEED, eval_batches, get_batch
-from gptlab.inside.ablation import ablate, ablated_loss, all_heads, mean_loss, rank_heads
+from gptlab.inside.ablation import ablate, ablated_loss, all_heads, check_heads, mean_loss, rank_heads
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 N_HEAD, HEAD_SIZE = 4, 8
@@ -169,6 +170,10 @@ def test_bad_heads_or_mode_are_clear_errors():
     with pytest.raises(InputError, match="'all' or a set"):
         with ablate(model, "some"):
             pass
+    with pytest.raises(InputError, match="'all' or a set"):
+        with ablate(model, 3):
+            pass
+    assert check_heads(model, [(np.int64(1), 2)]) == {(1, 2)}  # any whole number type: Python int, numpy, ...
     bigram = build_model(ModelConfig(kind="bigram", vocab_size=30, block_size=16))
     with pytest.raises(InputError, match="no attention heads"):
         with ablate(bigram, "all"):

@@ -8,13 +8,15 @@ context sees its ablation, so a web server's requests cannot see each other's.
   columns were zero (the projection's bias stays: it belongs to no head).
 - ``mean``: the head's output at every position is its mean over the positions of that sequence,
   so the head still adds its average but no longer says anything position-specific. The mean
-  includes later positions, so it is not causal; use it to ask "does the variation matter?".
+  includes later positions, so it is not causal; use it to ask "does the variation matter?". It
+  needs each whole sequence in one forward pass: with a KV cache a call sees only its new positions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from numbers import Integral
 from typing import Literal
 
 import torch
@@ -49,10 +51,12 @@ def check_heads(model: nn.Module, heads: Iterable[tuple[int, int]] | str) -> set
         if not n_layer:
             raise InputError("This model has no attention heads to switch off (the bigram looks at one token).")
         return set(all_heads(model))
+    if not isinstance(heads, Iterable):
+        raise InputError(f"heads must be 'all' or a set of (layer, head) pairs, got {heads!r}.")
     chosen = set()
     for pair in heads:
         ok = isinstance(pair, Sequence) and len(pair) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            isinstance(v, Integral) and not isinstance(v, bool) for v in pair)
         if not ok or not (0 <= pair[0] < n_layer and 0 <= pair[1] < n_head):
             where = (f"layer in 0..{n_layer - 1} and head in 0..{n_head - 1}" if n_layer
                      else "none: this model has no attention heads")
