@@ -9,14 +9,18 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 - ``step_once`` -> ``Step``: one generated token and why (steps.py)
 - ``closer_look`` -> ``CloserLook``: labels, one head, rollout and lens together (closer.py)
 - ``across_view`` -> ``AcrossView``: one head on the snapshots of a training (across.py)
+- ``induction_probe`` -> ``InductionProbe``: every head's induction score on repeated random strings (induction.py)
+- ``ablate``, ``rank_heads``: switch heads off; rank them by how much the loss rises without each (ablation.py)
 - ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
 """
 
+from .ablation import ablate, rank_heads
 from .across import AcrossView, across_view, head_across_training
 from .closer import CloserLook, closer_look
 from .explore import AttentionView, HeadView, attention_view, has_attention, token_labels, top_predictions
 from .head import HeadMath, head_math
 from .heads import HeadLabel, describe, label_heads, unit_for
+from .induction import InductionProbe, induction_probe
 from .lens import LensRow, logit_lens, rollout
 from .steps import Step, step_once
 
@@ -24,4 +28,5 @@ __all__ = [
     "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadMath", "HeadView", "LensRow", "Step",
     "across_view", "attention_view", "closer_look", "describe", "has_attention", "head_across_training", "head_math",
     "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
+    "InductionProbe", "ablate", "induction_probe", "rank_heads",
 ]
