@@ -207,3 +207,17 @@ def test_all_attention_off_costs_a_shipped_model_everything_its_context_gave(nam
     off = ablated_loss(checkpoint.model, batches, "all")
     assert base < bigram_loss - 0.3  # attention is worth a lot ...
     assert off > bigram_loss  # ... and without it the model is no better than the bigram
+
+
+def test_zero_ablation_holds_token_by_token_under_a_kv_cache():
+    """Generation feeds one token at a time through the KV cache: hook_z then sees one position, and
+    zero ablation (position by position) must give what the whole sequence gives."""
+    model = tiny()
+    x = idx(6, batch=1)
+    with ablate(model, {(0, 1), (1, 2)}):
+        whole = logits(model, x)
+        cache = model.new_cache()
+        with torch.no_grad():
+            steps = [model(x[:, :4], cache=cache)[0]] + [model(x[:, t : t + 1], cache=cache)[0] for t in range(4, 16)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole, atol=1e-5, rtol=0)
+    assert not torch.allclose(whole, logits(model, x), atol=1e-3)
