@@ -55,6 +55,7 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
                 load1=load),
         ]
         raw[key] = {"model": label, **result}
-    notes = ["Batch 1 at the model's full context; run_with_cache copies every captured tensor. Capture takes "
-             "the explicit softmax path, the plain forward PyTorch's fused attention."]
+    notes = ["Batch 1 at the model's full context; run_with_cache copies every captured tensor (all hooks: each "
+             "attention's q, k, v, scores and pattern, and the residual stream). Capture takes the explicit "
+             "softmax path, the plain forward PyTorch's fused attention."]
     return {"rows": [r.to_dict() for r in rows], "raw": raw, "notes": notes}

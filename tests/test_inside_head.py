@@ -146,6 +146,29 @@ def test_listening_at_any_attention_hook_point_takes_the_written_out_path(model)
     assert not attn.listening
 
 
+def test_the_written_out_path_gives_the_fused_paths_gradients(model):
+    """The explicit path masks the scores in place: backward must still see what the fused kernel sees."""
+    x = ids()
+    listen = {f"transformer.h.{i}.attn.hook_attn_scores": (lambda t: None) for i in range(model.config.n_layer)}
+
+    def gradients(listening: bool) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        if listening:
+            with hooks(model, listen):
+                _, loss = model(x[:, :-1], x[:, 1:])
+        else:
+            _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return grads
+
+    fused, written_out = gradients(False), gradients(True)
+    assert fused.keys() == written_out.keys() and fused
+    for name in fused:
+        torch.testing.assert_close(written_out[name], fused[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_head_math_numbers_are_the_hooks_numbers(model):
     config = model.config
     layer, head, query = config.n_layer - 1, config.n_head - 1, 20

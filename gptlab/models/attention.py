@@ -126,7 +126,7 @@ class CausalSelfAttention(nn.Module):
         att = (q * (1.0 / math.sqrt(self.head_size))) @ k.transpose(-2, -1)  # (B, nh, T, S); scale the smaller q
         # query i sits at absolute position past + i and may see keys 0..past + i
         future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(diagonal=past + 1)
-        att = att.masked_fill(future, float("-inf"))
+        att.masked_fill_(future, float("-inf"))  # in place: att is new here, and its matmul keeps only q and k
         att = self.hook_attn_scores(att)
         att = F.softmax(att, dim=-1)
         att = self.hook_pattern(att)
