@@ -146,6 +146,26 @@ def test_listening_at_any_attention_hook_point_takes_the_written_out_path(model)
     assert not attn.listening
 
 
+def test_with_a_kv_cache_the_hooks_see_the_new_positions_against_every_key(model):
+    """hook_q/k/v hold the new positions only; hook_attn_scores has a row per new query over all keys so far."""
+    x, layer = ids(), model.config.n_layer - 1
+    full = captured(model, layer)
+    prefix = f"transformer.h.{layer}.attn."
+    seen: dict[str, torch.Tensor] = {}
+    cache = model.new_cache()
+    with torch.no_grad():
+        model(x[:, :9], cache=cache)
+        with hooks(model, {prefix + p: (lambda t, p=p: seen.__setitem__(p, t.clone())) for p in POINTS}):
+            model(x[:, 9:12], cache=cache)  # 3 new queries at positions 9, 10, 11
+    config = model.config
+    assert seen["hook_k"].shape == (1, config.n_head, 3, config.head_size)
+    assert seen["hook_attn_scores"].shape == (1, config.n_head, 3, 12)
+    torch.testing.assert_close(seen["hook_k"], full["hook_k"][:, :, 9:12], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(seen["hook_attn_scores"], full["hook_attn_scores"][:, :, 9:12, :12], atol=1e-5,
+                               rtol=1e-5)  # the same -inf cells too: the offset mask hides the same future keys
+    torch.testing.assert_close(seen["hook_pattern"], full["hook_pattern"][:, :, 9:12, :12], atol=1e-6, rtol=0)
+
+
 def test_the_written_out_path_gives_the_fused_paths_gradients(model):
     """The explicit path masks the scores in place: backward must still see what the fused kernel sees."""
     x = ids()
