@@ -112,3 +112,80 @@ def test_cli_resume_with_another_context_is_one_line(tiny_text_file, tmp_path):
     assert resumed.returncode == 1
     assert "Traceback" not in resumed.stderr and resumed.stderr.count("\n") == 1, resumed.stderr
     assert "block_size: saved 8, asked 16" in resumed.stderr and "model.block_size=8" in resumed.stderr
+
+
+def without_data_record(out: Path) -> None:
+    """Rewrite the state as states were written before the text's identity was recorded."""
+    path = out / STATE_FILE
+    with safe_open(str(path), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    extra = json.loads(metadata["json"])
+    extra.pop("data", None)
+    save_file(tensors, str(path), metadata={**metadata, "json": json.dumps(extra)})
+
+
+def test_a_resume_on_another_text_is_refused_naming_both_texts(stopped, tiny_text_file, tmp_path):
+    """The text is part of the run: its characters (none may become a space) and, when recorded, its sha256."""
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_text_file.read_text(encoding="utf-8") + "café 日本\n", encoding="utf-8")
+    message = resume_error(other, stopped)
+    assert f"saved run trained on {tiny_text_file} (sha256 " in message and f"asked {other} (sha256 " in message
+    assert "3 character(s) the saved vocabulary lacks: 'é', '日', '本'" in message
+    assert f"resume with data={tiny_text_file}" in message and "another out= folder" in message
+
+
+def test_the_same_alphabet_in_another_text_is_refused_too(stopped, tiny_text_file, tmp_path):
+    """Every character known, but another text: its splits and val losses would not continue the history."""
+    longer = tmp_path / "twice.txt"
+    longer.write_text(tiny_text_file.read_text(encoding="utf-8") * 2, encoding="utf-8")
+    message = resume_error(longer, stopped)
+    assert "data: saved run trained on" in message and "lacks" not in message
+
+
+def test_the_same_text_at_another_path_resumes(stopped, tiny_text_file, tmp_path):
+    out, moved = tmp_path / "run", tmp_path / "moved.txt"
+    shutil.copytree(stopped, out)
+    shutil.copyfile(tiny_text_file, moved)
+    train(config(moved, out, "resume=true"))
+    assert json.loads((out / "metrics.json").read_text())["history"][-1]["step"] == 10
+
+
+def test_an_older_state_without_the_text_recorded_still_refuses_unknown_characters(stopped, tiny_text_file,
+                                                                                    tmp_path):
+    out, other = tmp_path / "run", tmp_path / "other.txt"
+    shutil.copytree(stopped, out)
+    without_data_record(out)
+    other.write_text(tiny_text_file.read_text(encoding="utf-8") + "$&", encoding="utf-8")
+    message = resume_error(other, out)
+    assert "2 character(s) the saved vocabulary lacks: '$', '&'" in message
+    assert "resume with the text the state was trained on" in message
+
+
+def test_cli_resume_on_tiny_shakespeare_after_its_head_is_one_line(tmp_path):
+    """The issue's reproduction: single_head trained on Tiny Shakespeare's first 20,000 characters, then
+    resumed with data= left at its default (the whole text, with characters the head lacks)."""
+    from gptlab.data import read_tiny_shakespeare
+
+    head = tmp_path / "head.txt"
+    head.write_text(read_tiny_shakespeare()[:20_000], encoding="utf-8")
+    args = ["single_head", f"out={tmp_path / 'run'}", "progress=false", "max_iters=20", "eval_interval=10",
+            "eval_iters=1"]
+    train(apply_overrides(make_preset(args[0]), [*args[1:], f"data={head}", "stop_at=10"]))
+    metrics = (tmp_path / "run" / "metrics.json").read_bytes()
+    resumed = subprocess.run([sys.executable, "-m", "train", *args, "resume=true"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 1
+    assert "Traceback" not in resumed.stderr and resumed.stderr.count("\n") == 1, resumed.stderr
+    assert f"saved run trained on {head}" in resumed.stderr and "asked tinyshakespeare" in resumed.stderr
+    assert "the saved vocabulary lacks: '$', '&'" in resumed.stderr and f"data={head}" in resumed.stderr
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == metrics
+
+
+def test_a_tokenizer_replaced_by_one_of_the_same_size_is_named_not_the_text(stopped, tiny_text_file, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(stopped, out)
+    chars = json.loads((out / "tokenizer.json").read_text())["chars"]
+    CharTokenizer(chars.replace("z", "$")).save(out)  # same vocab_size, so the setup matches
+    message = resume_error(tiny_text_file, out)
+    assert "lacks: 'z', though it is the text the state was trained on" in message
+    assert "restore the tokenizer.json" in message and "data=" not in message

@@ -55,8 +55,9 @@ def evaluate_and_save(run: Run, step: int) -> None:
 
 
 def save_resumable(run: Run) -> None:
-    """Write <out>/training_state.safetensors: weights, optimizer moments, RNG, RunState and setup."""
-    save_state(run.out / STATE_FILE, run.raw_model, run.optimizers, {"run": vars(run.state), "setup": run.setup})
+    """Write <out>/training_state.safetensors: weights, optimizer moments, RNG, RunState, setup and data."""
+    save_state(run.out / STATE_FILE, run.raw_model, run.optimizers,
+               {"run": vars(run.state), "setup": run.setup, "data": run.data})
 
 
 def finish(run: Run) -> dict[str, Any]:

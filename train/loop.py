@@ -41,7 +41,7 @@ from .evaluate import evaluate_and_save, finish, save_resumable
 from .optim import lr_factor, make_optimizers, set_lr
 from .run import DTYPES, Run, RunState
 from .runtime import tune_cpu_process
-from .state import STATE_FILE, load_state, run_setup
+from .state import STATE_FILE, data_identity, load_state, resumed_ids, run_setup
 
 
 def train(config: TrainConfig, command: str = "") -> dict[str, Any]:
@@ -125,7 +125,6 @@ def prepare(config: TrainConfig, command: str) -> Run:
     text = load_text(config.data)
     tokenizer = (load_tokenizer(resume_from) if resume_from  # a resumed run keeps its vocabulary
                  else train_tokenizer(config.tokenizer, text, config.bpe_vocab_size))
-    splits = TokenSplits.from_ids(tokenizer.encode(text, errors="replace"))
     config = replace(config, model=replace(config.model, vocab_size=tokenizer.vocab_size))
     config.model.validate()
     torch.manual_seed(config.seed)  # every process starts from the same weights
@@ -134,10 +133,13 @@ def prepare(config: TrainConfig, command: str) -> Run:
     n_params = count_parameters(model)
     if info.is_main:
         preflight(out, n_params)
-    setup = run_setup(config, config.model)  # what a later resume must match
+    setup, data = run_setup(config, config.model), data_identity(config.data, text)  # what a resume must match
     state = RunState()
     if resume_from:  # the weights, optimizer moments and RNG come back, and the step, history and clocks
         state = RunState(**load_state(resume_from / STATE_FILE, model, optimizers, setup)["run"])
+    # a resumed run keeps training on its own text: another text, or a character its vocabulary lacks, is refused
+    ids = resumed_ids(resume_from / STATE_FILE, tokenizer, text, data) if resume_from else tokenizer.encode(text)
+    splits = TokenSplits.from_ids(ids)
     first_command, resumed = command_history(resume_from, command)
     if info.is_main:
         write_text_atomic(out / "train_config.json", json.dumps(to_dict(config), indent=2))
@@ -150,7 +152,7 @@ def prepare(config: TrainConfig, command: str) -> Run:
     wrapped.train()
     return Run(config=config, out=out, info=info, device=device, tokenizer=tokenizer, splits=splits,
                raw_model=model, model=wrapped, optimizers=optimizers, autocast=_autocast(device, config.dtype),
-               scaler=torch.amp.GradScaler(device.type, enabled=config.dtype == "float16"), setup=setup,
+               scaler=torch.amp.GradScaler(device.type, enabled=config.dtype == "float16"), setup=setup, data=data,
                meta=meta, state=state, end=end, snapshots=set(snapshot_steps(config)),
                progress=_progress(config, info, state.step, end), wall_before=state.wall_s, rate_step=state.step)
 

@@ -49,6 +49,7 @@ class Run:
     scaler: torch.amp.GradScaler  # scales float16 losses so small gradients survive; a no-op otherwise
     autocast: contextlib.AbstractContextManager
     setup: dict[str, Any]  # what a later resume must match (state.run_setup)
+    data: dict[str, Any]  # the text trained on (state.data_identity), which a later resume must train on too
     meta: dict[str, Any]  # what every metrics.json carries: command, data, hardware, config, ...
     state: RunState
     end: int  # the step to stop at: stop_at, max_iters, or where max_time ran out

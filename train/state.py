@@ -8,6 +8,7 @@ is refused with one line naming each difference, before any tensor is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from gptlab.checkpoint import fields_from_weights, model_state, unwrap_model, weight_differences
-from gptlab.errors import CheckpointError
+from gptlab.errors import CheckpointError, UnknownCharactersError
 from gptlab.fileio import write_atomic
 from gptlab.models import ModelConfig
+from gptlab.tokenizers import Tokenizer
 
 from .config import TrainConfig, defaults
 
@@ -58,6 +60,60 @@ def setup_differences(saved: dict[str, Any], asked: dict[str, Any], *, inferred:
         if saved[key] != asked[key]:
             out.append(f"{key}: saved {_shown(saved[key])}, asked {_shown(asked[key])}")
     return out
+
+
+def data_identity(source: str, text: str) -> dict[str, Any]:
+    """The corpus a run trains on, as saved with its state: the data= value, the sha256 of the text's
+    UTF-8 bytes (hex) and its length in characters."""
+    return {"source": str(source), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "chars": len(text)}
+
+
+def resumed_ids(path: Path, tokenizer: Tokenizer, text: str, asked: dict[str, Any]) -> list[int]:
+    """The token ids of ``text`` for a resume of the state at ``path``, encoded with its saved vocabulary.
+
+    ``asked`` is data_identity of the text. Raises CheckpointError, in one line that names the change
+    and the fix, when the state recorded another text (by sha256) or when the text holds characters the
+    saved vocabulary lacks (the only check for states written before the text was recorded): a
+    character is never trained on as a stand-in.
+    """
+    saved = _saved_data(path)
+    changed = saved is not None and saved.get("sha256") != asked["sha256"]
+    try:
+        ids = tokenizer.encode(text)
+        unknown: list[str] = []
+    except UnknownCharactersError as exc:
+        ids, unknown = [], sorted(exc.unknown)
+    if not (changed or unknown):
+        return ids
+    parts = []
+    if changed:
+        parts.append(f"data: saved run trained on {_described(saved)}, asked {_described(asked)}")
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        shown = ", ".join(repr(c) for c in unknown[:10]) + more
+        parts.append(f"the text has {len(unknown)} character(s) the saved vocabulary lacks: {shown}")
+    if saved is not None and not changed:  # the very text, so the vocabulary is what changed
+        raise CheckpointError(f"{path}: {parts[0]}, though it is the text the state was trained on. To continue, "
+                              "restore the tokenizer.json saved with this state.")
+    again = f"resume with data={saved['source']}" if saved else "resume with the text the state was trained on"
+    raise CheckpointError(f"{path}: this run does not train on the saved run's text: {'; '.join(parts)}. "
+                          f"To continue, {again}; to train on this text, start a new run in another out= folder.")
+
+
+def _saved_data(path: Path) -> dict[str, Any] | None:
+    """The data_identity a state recorded; None for a state written before it was recorded (or unreadable,
+    which load_state reports)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            data = json.loads((f.metadata() or {}).get("json", "{}")).get("data")
+    except (OSError, SafetensorError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "sha256" in data else None
+
+
+def _described(data: dict[str, Any]) -> str:
+    chars = f", {data['chars']:,} characters" if "chars" in data else ""
+    return f"{data.get('source', '?')} (sha256 {data['sha256'][:12]}...{chars})"
 
 
 def _key(field: str) -> str:
