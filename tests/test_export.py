@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -153,3 +154,41 @@ def test_export_works_again_after_a_stuck_browser(tmp_path, browser_at):
         figure_image(fig, "svg", timeout_s=2)
     browser_at(Path(found.path or os.devnull))
     assert figure_image(fig, "svg").lstrip().startswith(b"<svg")
+
+
+_EXPORT_TWICE = """
+import json, sys, time
+import plotly.graph_objects as go
+from gptlab.errors import ExportError
+from gptlab.figures.export import figure_image
+fig = go.Figure(go.Bar(y=[1, 2]))
+for _ in range(2):
+    start = time.monotonic()
+    try:
+        figure_image(fig, "svg", timeout_s=30)
+        message = "rendered"
+    except ExportError as exc:
+        message = str(exc)
+    print(json.dumps([time.monotonic() - start, message]), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browsers are Unix executables")
+@pytest.mark.timeout(120)  # the old export waited the whole time limit (30 s here) on each of the two
+@pytest.mark.parametrize("kind", ["/bin/false", "script that exits 1"])
+def test_a_browser_that_exits_at_once_fails_fast_and_is_remembered(tmp_path, kind):
+    if kind == "/bin/false":
+        browser = Path("/bin/false")
+    else:
+        browser = tmp_path / "broken-browser"  # a snap stub or half-removed install: starts, complains, exits
+        browser.write_text("#!/bin/sh\necho 'this browser is not installed' >&2\nexit 1\n")
+        browser.chmod(0o755)
+    env = {**os.environ, "BROWSER_PATH": str(browser)}
+    done = subprocess.run([sys.executable, "-c", _EXPORT_TWICE], env=env, capture_output=True, text=True,
+                          timeout=110, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    (first_s, first), (second_s, second) = [json.loads(line) for line in done.stdout.splitlines()[-2:]]
+    assert first_s < 20, first  # the browser's exit is noticed; the time limit is not waited out
+    assert str(browser) in first and "exited" in first and "apt-get install chromium" in first
+    assert second_s < 0.5, second  # the failed start is remembered: no second wait
+    assert str(browser) in second and "failed to start" in second

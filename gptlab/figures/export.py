@@ -3,7 +3,9 @@
 CSV and JSON are written by Python alone. PNG and SVG need kaleido and a Chrome or Chromium: the
 browser is looked up once, before any render, and each render runs in a worker process with a time
 limit, so a missing or stuck browser gives an ExportError in seconds instead of a request that
-never returns.
+never returns. A browser that exits as soon as it starts (a snap stub, a broken install) is noticed
+when it exits, and remembered: later exports refuse at once for BROWSER_RETRY_S seconds, then try it
+again; a changed file at that path (a reinstall) or another BROWSER_PATH is tried at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ from ..errors import ExportError
 IMAGE_FORMATS = ("png", "svg")
 DATA_FORMATS = ("csv", "json")
 RENDER_TIMEOUT_S = 60.0  # one image, browser start included (~4 s on an idle 2-core machine, ~0.2 s warm)
+BROWSER_RETRY_S = 300.0  # a browser that failed to start is not tried again for this long (unless its file changes)
 INSTALL_HINT = ("Install Chromium (Debian/Ubuntu: `apt-get install chromium`; on a Hugging Face Space: a line "
                 "`chromium` in `packages.txt`), or use the camera button above each plot, which downloads a PNG. "
                 "CSV and JSON export need no browser.")
@@ -103,8 +107,9 @@ def figure_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0,
                  timeout_s: float = RENDER_TIMEOUT_S) -> bytes:
     """The figure rendered by kaleido (headless Chromium) as PNG or SVG bytes (``scale`` is for PNG only).
 
-    Raises ExportError at once when there is no browser, and after ``timeout_s`` seconds when a render
-    hangs (the worker is then killed; the next call starts a fresh one).
+    Raises ExportError at once when there is no browser, within seconds when the browser exits as it
+    starts (and then at once for the next BROWSER_RETRY_S seconds), and after ``timeout_s`` seconds when a
+    render hangs (the worker is then killed; the next call starts a fresh one).
     """
     if fmt not in IMAGE_FORMATS:
         raise ExportError(f"Image format must be one of {IMAGE_FORMATS}, got {fmt!r}.")
@@ -114,11 +119,30 @@ def figure_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0,
     return _renderer.render(fig.to_json(), fmt, scale if fmt == "png" else 1, timeout_s, check.path)
 
 
+@dataclass(frozen=True)
+class _FailedStart:
+    """A browser that could not start: when, why, and which file it was (a reinstall is tried again)."""
+
+    file: tuple[int, ...]
+    at: float  # time.monotonic()
+    reason: str
+
+
+def _file_identity(path: str) -> tuple[int, ...]:
+    """Device, inode, size and modification time of a file; () when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class _Renderer:
     """One worker process (kaleido_worker.py) that keeps a headless browser between renders.
 
     Starting a browser costs ~2.5 s, a render in a warm one ~0.2 s. A worker that does not answer in
-    time is killed and forgotten, so a stuck render never blocks the exports after it.
+    time is killed and forgotten, so a stuck render never blocks the exports after it. A worker whose
+    browser fails to start says so (or dies) within seconds; that failure is remembered per browser.
     """
 
     def __init__(self) -> None:
@@ -127,15 +151,18 @@ class _Renderer:
         self._browser = ""  # the browser the worker was started with
         self._replies: queue.Queue[str | None] = queue.Queue()
         self._log: Any = None  # the worker's stderr (a temporary file), quoted when it fails
+        self._failed: dict[str, _FailedStart] = {}  # browser path -> its last failed start
 
     def render(self, figure_json: str, fmt: str, scale: float, timeout_s: float, browser: str) -> bytes:
         request = json.dumps({"figure": figure_json, "format": fmt, "scale": scale}) + "\n"
         with self._lock:
+            self._refuse_failed(browser)
+            deadline = time.monotonic() + timeout_s
             try:
-                proc = self._start(browser)
+                proc = self._start(browser, timeout_s)
                 proc.stdin.write(request)
                 proc.stdin.flush()
-                line = self._replies.get(timeout=timeout_s)
+                line = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 self._stop(kill=True)
                 raise ExportError(f"Rendering the figure as {fmt.upper()} took longer than {timeout_s:g} s and "
@@ -151,14 +178,34 @@ class _Renderer:
                 cause = cause or self._log_tail()
                 self._stop()
                 raise ExportError(f"The image renderer stopped without an answer ({cause}). {INSTALL_HINT}")
-        reply = json.loads(line)
+            reply = json.loads(line)
+            if "fatal" in reply:  # the browser died under the render; the next export starts a fresh one
+                self._stop()
+                raise ExportError(f"The browser at {browser} stopped while rendering ({reply['fatal']}). Try "
+                                  "again; the camera button above each plot downloads a PNG without it.")
         if "error" in reply:
             raise ExportError(f"Could not render the figure as {fmt.upper()} ({reply['error']}). "
                               "Use the camera button above the plot for a PNG instead.")
         return base64.b64decode(reply["image"])
 
-    def _start(self, browser: str) -> subprocess.Popen:
-        """The running worker, or a new one that renders with ``browser`` (the one browser_available found)."""
+    def _refuse_failed(self, browser: str) -> None:
+        """ExportError at once if ``browser`` failed to start less than BROWSER_RETRY_S ago and is unchanged."""
+        failed = self._failed.get(browser)
+        if failed is None:
+            return
+        ago = time.monotonic() - failed.at
+        if ago >= BROWSER_RETRY_S or _file_identity(browser) != failed.file:
+            del self._failed[browser]  # time to try again, or a different file now: try it
+            return
+        raise ExportError(f"The browser at {browser} failed to start {ago:.0f} s ago ({failed.reason}), so PNG "
+                          f"and SVG export is off; it is tried again {BROWSER_RETRY_S - ago:.0f} s from now, or at "
+                          f"once if that file changes (a reinstall) or BROWSER_PATH names another browser and the "
+                          f"app is restarted. {INSTALL_HINT}")
+
+    def _start(self, browser: str, timeout_s: float) -> subprocess.Popen:
+        """The running worker, or a new one that renders with ``browser`` (the one browser_available found),
+        once it says its browser is up. queue.Empty when that takes over ``timeout_s``; ExportError, remembered
+        for this browser, when the browser exits at once or the worker dies before it is ready."""
         if self._proc is not None and self._proc.poll() is None and self._browser == browser:
             return self._proc
         self._stop()
@@ -170,6 +217,15 @@ class _Renderer:
         self._replies = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._replies), daemon=True,
                          name="gptlab-render-replies").start()
+        line = self._replies.get(timeout=timeout_s)  # the worker's first line: its browser is up, or not
+        reply = json.loads(line) if line is not None else {"fatal": f"the renderer exited: {self._log_tail()}"}
+        if "ready" not in reply:
+            reason = reply.get("fatal", line)
+            self._failed[browser] = _FailedStart(_file_identity(browser), time.monotonic(), reason)
+            self._stop(kill=True)
+            raise ExportError(f"The browser at {browser} exited as soon as it started ({reason}), so no PNG or "
+                              f"SVG can be made. Later exports say so at once for {BROWSER_RETRY_S:.0f} s. "
+                              f"{INSTALL_HINT}")
         return self._proc
 
     def _stop(self, kill: bool = False) -> None:
