@@ -170,3 +170,28 @@ def test_ctrl_c_saves_and_resume_continues(tiny_text_file, tmp_path):
                       "eval_interval=50", "resume=true", "max_time=1")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert load_checkpoint(out).metrics["history"][-1]["step"] > 0
+
+
+def test_a_resume_with_nothing_left_to_train_says_so(tiny_text_file, tmp_path):
+    """A state at (or past) the end of the run asked for: its step and the key to raise, not a missing file."""
+    done = tmp_path / "done"
+    train(tiny_config(tiny_text_file, done, "max_iters=10"))
+    with pytest.raises(GptlabError, match=r"already at step 10 of max_iters=10.*raise max_iters to train on"):
+        train(tiny_config(tiny_text_file, tmp_path / "new", "max_iters=10", f"resume={done}"))
+    with pytest.raises(GptlabError, match=r"already at step 10 of max_iters=5.*raise max_iters to train on"):
+        train(tiny_config(tiny_text_file, done, "max_iters=5", "resume=true"))
+    with pytest.raises(GptlabError, match=r"already at step 10 of stop_at=5.*raise stop_at to train on"):
+        train(tiny_config(tiny_text_file, tmp_path / "new", "max_iters=20", "stop_at=5", f"resume={done}"))
+    train(tiny_config(tiny_text_file, tmp_path / "more", "max_iters=15", f"resume={done}"))
+    assert [r["step"] for r in history(tmp_path / "more")] == [0, 5, 10, 15]
+
+
+def test_a_resume_into_a_new_folder_keeps_the_best_so_far(tiny_text_file, tmp_path):
+    """The new folder starts with the saved run's best checkpoint, so a resume whose evaluations never beat it
+    (here a learning rate that only makes the model worse) still ends with one."""
+    first, new = tmp_path / "first", tmp_path / "new"
+    train(tiny_config(tiny_text_file, first, "max_iters=10", "stop_at=5", "lr=10"))
+    assert json.loads((first / "metrics.json").read_text())["best"]["step"] == 0
+    metrics = train(tiny_config(tiny_text_file, new, "max_iters=10", "lr=10", f"resume={first}"))
+    assert [r["step"] for r in history(new)] == [0, 5, 10] and metrics["best"]["step"] == 0
+    assert load_checkpoint(new).best_val_loss == history(first)[0]["val_loss"]

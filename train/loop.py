@@ -27,12 +27,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gptlab import TokenSplits, get_batch, load_text, train_tokenizer
-from gptlab.checkpoint import METRICS_FILE
-from gptlab.errors import GptlabError
-from gptlab.fileio import remove_stale_temporaries, write_text_atomic
+from gptlab.checkpoint import CARD_FILE, CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+from gptlab.errors import CheckpointError, GptlabError
+from gptlab.fileio import remove_stale_temporaries, write_atomic, write_text_atomic
 from gptlab.models import build_model, count_parameters
 from gptlab.prompts import SAMPLE_START, sample_start
-from gptlab.tokenizers import Tokenizer, load_tokenizer
+from gptlab.tokenizers import TOKENIZER_FILE, Tokenizer, load_tokenizer
 
 from . import distributed
 from .config import TrainConfig, snapshot_steps, to_dict
@@ -134,12 +134,12 @@ def prepare(config: TrainConfig, command: str) -> Run:
     if info.is_main:
         preflight(out, n_params)
     setup, data = run_setup(config, config.model), data_identity(config.data, text)  # what a resume must match
-    state = RunState()
-    if resume_from:  # the weights, optimizer moments and RNG come back, and the step, history and clocks
-        state = RunState(**load_state(resume_from / STATE_FILE, model, optimizers, setup)["run"])
+    state = resumed_state(config, resume_from, model, optimizers, setup) if resume_from else RunState()
     # a resumed run keeps training on its own text: another text, or a character its vocabulary lacks, is refused
     ids = resumed_ids(resume_from / STATE_FILE, tokenizer, text, data) if resume_from else tokenizer.encode(text)
     splits = TokenSplits.from_ids(ids)
+    if resume_from and info.is_main:
+        carry_best(resume_from, out)
     first_command, resumed = command_history(resume_from, command)
     if info.is_main:
         write_text_atomic(out / "train_config.json", json.dumps(to_dict(config), indent=2))
@@ -148,7 +148,7 @@ def prepare(config: TrainConfig, command: str) -> Run:
     meta = {"command": first_command, "resumed_with": resumed, "data": config.data, "tokenizer": tokenizer.kind,
             "sample_start": checked_sample_start(tokenizer, info), "n_params": n_params,
             "hardware": _hardware(device, info), "cpu_settings": cpu_settings, "preset_config": to_dict(config)}
-    end = config.stop_at if 0 < config.stop_at < config.max_iters else config.max_iters
+    end, _ = end_step(config)
     wrapped.train()
     return Run(config=config, out=out, info=info, device=device, tokenizer=tokenizer, splits=splits,
                raw_model=model, model=wrapped, optimizers=optimizers, autocast=_autocast(device, config.dtype),
@@ -173,6 +173,38 @@ def place(config: TrainConfig) -> tuple[torch.device, Distributed, dict[str, boo
     if config.grad_accum % info.world_size:
         raise GptlabError(f"grad_accum={config.grad_accum} must be a multiple of the {info.world_size} processes.")
     return device, info, cpu_settings
+
+
+def end_step(config: TrainConfig) -> tuple[int, str]:
+    """The step this run stops at and the key that sets it: stop_at when it ends the run early, else max_iters."""
+    return (config.stop_at, "stop_at") if 0 < config.stop_at < config.max_iters else (config.max_iters, "max_iters")
+
+
+def resumed_state(config: TrainConfig, resume_from: Path, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+                  setup: dict[str, Any]) -> RunState:
+    """Load the saved state into ``model`` and ``optimizers``; return its step, history and clocks.
+
+    Raises CheckpointError (load_state's, or) when the state is already past this run's end, or at
+    it while resuming into another folder: there is nothing left to train.
+    """
+    state = RunState(**load_state(resume_from / STATE_FILE, model, optimizers, setup)["run"])
+    end, key = end_step(config)
+    # at the end in its own folder is allowed: it finishes a run killed between its last save and its scoring
+    if state.step > end or (state.step == end and resume_from.resolve() != Path(config.out).resolve()):
+        raise CheckpointError(f"{resume_from / STATE_FILE}: the saved state is already at step {state.step} of "
+                              f"{key}={end}, so there is nothing to train; raise {key} to train on (the model "
+                              f"trained so far is in {resume_from}).")
+    return state
+
+
+def carry_best(resume_from: Path, out: Path) -> None:
+    """Resuming into another folder starts it with the saved run's best checkpoint, the run's best until an
+    evaluation beats it (the final scoring reads the best from out)."""
+    if resume_from.resolve() == out.resolve():
+        return
+    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE, CARD_FILE):
+        if (resume_from / name).is_file():
+            write_atomic(out / name, lambda path, name=name: shutil.copyfile(resume_from / name, path))
 
 
 def resume_folder(config: TrainConfig) -> Path | None:
