@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,3 +196,14 @@ def test_a_resume_into_a_new_folder_keeps_the_best_so_far(tiny_text_file, tmp_pa
     metrics = train(tiny_config(tiny_text_file, new, "max_iters=10", "lr=10", f"resume={first}"))
     assert [r["step"] for r in history(new)] == [0, 5, 10] and metrics["best"]["step"] == 0
     assert load_checkpoint(new).best_val_loss == history(first)[0]["val_loss"]
+
+
+@pytest.mark.parametrize("save_dtype, whole", [("float32", r"whole val split \d\.\d{4}; "),
+                                               ("bfloat16", r"whole val split \d\.\d{4} in bfloat16, \d\.\d{4} "
+                                                            r"before rounding; ")])
+def test_the_summary_names_each_loss_once(tiny_text_file, tmp_path, capsys, save_dtype, whole):
+    """The last line printed: the float32 loss is not given twice when the weights are saved in float32."""
+    train(tiny_config(tiny_text_file, tmp_path / "run", "max_iters=2", f"save_dtype={save_dtype}"))
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.search(r"^best val loss \d\.\d{4} at step \d+ \(" + whole + r"\d\.\d{3} bits/char\); saved to ",
+                     summary), summary

@@ -85,8 +85,9 @@ def score_best(run: Run) -> dict[str, Any]:
                "sample": next((r["sample"] for r in state.history if r["step"] == state.best.get("step")), "")}
     save_checkpoint(run.out, best.model, run.tokenizer, metrics=metrics, info={"data": config.data},
                     dtype=DTYPES[config.save_dtype])
-    print(f"best val loss {state.best['val_loss']:.4f} at step {state.best['step']} (whole val split {full:.4f} "
-          f"in {config.save_dtype}, {full_fp32:.4f} in float32; {bits_per_char:.3f} bits/char); saved to {run.out}")
+    rounded = "" if config.save_dtype == "float32" else f" in {config.save_dtype}, {full_fp32:.4f} before rounding"
+    print(f"best val loss {state.best['val_loss']:.4f} at step {state.best['step']} (whole val split {full:.4f}"
+          f"{rounded}; {bits_per_char:.3f} bits/char); saved to {run.out}")
     return metrics
 
 
