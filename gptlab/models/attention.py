@@ -124,9 +124,11 @@ class CausalSelfAttention(nn.Module):
         """softmax(QK^T / sqrt(hs)) V written out, so the scores and the pattern can be seen at their hook points."""
         T, S = q.size(2), k.size(2)
         att = (q * (1.0 / math.sqrt(self.head_size))) @ k.transpose(-2, -1)  # (B, nh, T, S); scale the smaller q
-        # query i sits at absolute position past + i and may see keys 0..past + i
-        future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(diagonal=past + 1)
-        att.masked_fill_(future, float("-inf"))  # in place: att is new here, and its matmul keeps only q and k
+        # query i sits at absolute position past + i and may see keys 0..past + i; later keys get -inf (weight 0).
+        # Added in place: att is new here (its matmul keeps only q and k), and on CPU adding a 0/-inf matrix is
+        # several times faster than masked_fill with a boolean one.
+        future = torch.full((T, S), float("-inf"), dtype=att.dtype, device=q.device).triu(diagonal=past + 1)
+        att += future
         att = self.hook_attn_scores(att)
         att = F.softmax(att, dim=-1)
         att = self.hook_pattern(att)
