@@ -41,6 +41,10 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         f"| tokenizer | {info.get('tokenizer', '?')} ({config.vocab_size} tokens) |",
         f"| data | {code_span(str(metrics.get('data', info.get('data', '?'))), in_table=True)} |",
     ]
+    share = (metrics.get("preset_config") or {}).get("repeat_share")
+    if share:  # a teaching device, not natural text: the card says how much of it there was
+        lines.append(f"| repeated passages | {share:.0%} of training rows read a passage, then the same text "
+                     f"again (`repeat_share={share}`), to teach copying |")
     if val is not None:
         bits = val / math.log(2)
         lines.append(f"| best val loss | {val:.4f} nats/token ({bits:.3f} bits/token) at step {best.get('step')} |")

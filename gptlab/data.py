@@ -116,14 +116,36 @@ class TokenSplits:
 
 
 def get_batch(
-    data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None
+    data: torch.Tensor,
+    batch_size: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    repeat_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of the data: inputs x and next-token targets y, each (batch, block)."""
+    """Random windows of the data: inputs x and next-token targets y, each (batch, block).
+
+    ``repeat_share`` (0..1) makes that fraction of the rows, rounded, the first ones, repeat a
+    passage: a passage of n tokens (n drawn uniformly from 2..block_size // 2 per row), then the
+    text again from the passage's start, so the row copies what it has already seen. A teaching
+    device that rewards induction heads; 0 (the default) draws exactly the plain windows.
+    Raises DataError if the split is too short or repeat_share is outside 0..1.
+    """
     if len(data) <= block_size:
         raise DataError(f"The split has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}.")
+    if not 0.0 <= repeat_share <= 1.0:
+        raise DataError(f"repeat_share is the fraction of batch rows that repeat a passage: it must be in 0..1, "
+                        f"got {repeat_share!r}.")
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    offsets = starts[:, None] + torch.arange(block_size + 1)  # one gather, no Python loop
-    windows = data[offsets]
+    positions = torch.arange(block_size + 1).repeat(batch_size, 1)  # (batch, block + 1)
+    repeating = round(repeat_share * batch_size)
+    if repeating and block_size < 4:
+        raise DataError(f"repeat_share needs block_size of at least 4 (a passage of 2 and its copy), got {block_size}.")
+    if repeating:
+        # row r reads its passage's n tokens, then starts over: positions 0..n-1, 0, 1, ...
+        n = torch.randint(2, block_size // 2 + 1, (repeating, 1), generator=generator)
+        head = positions[:repeating]
+        positions[:repeating] = torch.where(head < n, head, head - n)
+    windows = data[starts[:, None] + positions]  # one gather, no Python loop
     return windows[:, :-1], windows[:, 1:]
 
 

@@ -24,6 +24,7 @@ class TrainConfig:
     stop_at: int = 0  # end this run early at this step (0 = run to max_iters); resume later
     max_time: float = 0.0  # stop after this many seconds of wall time (0 = no limit)
     batch_size: int = 32  # sequences per micro-batch (per process under torchrun)
+    repeat_share: float = 0.0  # fraction of training rows that repeat a passage (teaches copying; 0 = plain text)
     grad_accum: int = 1  # micro-batches per step, over all processes: global batch = batch_size * grad_accum
     optimizer: str = "adamw"  # adamw | muon (Muon for 2-D block weights, AdamW for the rest)
     lr: float = 1e-3  # peak AdamW learning rate
@@ -77,6 +78,7 @@ def validate(config: TrainConfig) -> None:
         (config.tokenizer in ("char", "bpe"), "tokenizer must be char or bpe"),
         (config.max_iters >= 1, "max_iters must be at least 1"),
         (config.batch_size >= 1 and config.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
+        (0.0 <= config.repeat_share <= 1.0, "repeat_share must be in 0..1 (a fraction of each batch's rows)"),
         (config.optimizer in ("adamw", "muon"), "optimizer must be adamw or muon"),
         (config.decay in ("cosine", "linear", "constant"), "decay must be cosine, linear or constant"),
         (config.lr > 0 and config.muon_lr > 0, "learning rates must be positive"),

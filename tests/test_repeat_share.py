@@ -1,0 +1,70 @@
+"""The batch sampler's repeated passages (repeat_share): that share of the rows reads a passage and then
+the same text again from its start, at lengths that vary by row; the other rows, and repeat_share=0,
+are the plain windows; out-of-range shares are refused with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptlab import DataError, ModelConfig, get_batch
+from gptlab.card import model_card
+from gptlab.errors import ConfigError
+from train.config import apply_overrides
+from train.presets import make_preset
+
+DATA = torch.arange(5_000)  # every token is its own position, so a row shows where it read from
+BLOCK = 32
+
+
+def passage_length(row: torch.Tensor) -> int | None:
+    """n if the row reads tokens s..s+n-1 and then s, s+1, ... again; None for a plain window."""
+    start = int(row[0])
+    for n in range(2, BLOCK // 2 + 1):
+        expected = start + torch.cat([torch.arange(n), torch.arange(len(row) - n)])
+        if torch.equal(row, expected):
+            return n
+    return None
+
+
+def test_a_share_of_rows_repeats_a_passage_and_the_rest_are_plain():
+    x, y = get_batch(DATA, 8, BLOCK, torch.Generator().manual_seed(0), repeat_share=0.25)
+    window = torch.cat([x, y[:, -1:]], dim=1)  # y is x shifted by one: together the block + 1 tokens
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    for r in range(2):  # round(0.25 * 8) = 2 rows, the first ones
+        assert passage_length(window[r]) is not None
+    for r in range(2, 8):
+        assert torch.equal(window[r], window[r, 0] + torch.arange(BLOCK + 1))
+
+
+def test_passage_lengths_vary_so_no_fixed_offset_predicts_the_copy():
+    x, y = get_batch(DATA, 64, BLOCK, torch.Generator().manual_seed(1), repeat_share=1.0)
+    window = torch.cat([x, y[:, -1:]], dim=1)
+    lengths = {passage_length(row) for row in window}
+    assert None not in lengths and len(lengths) >= 8 and lengths <= set(range(2, BLOCK // 2 + 1))
+
+
+def test_no_share_draws_exactly_the_plain_windows():
+    plain = get_batch(DATA, 8, BLOCK, torch.Generator().manual_seed(2))
+    zero = get_batch(DATA, 8, BLOCK, torch.Generator().manual_seed(2), repeat_share=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain, zero, strict=True))
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_a_share_outside_zero_to_one_is_refused(share):
+    with pytest.raises(DataError, match="repeat_share .* must be in 0..1"):
+        get_batch(DATA, 8, BLOCK, repeat_share=share)
+    with pytest.raises(ConfigError, match="repeat_share must be"):  # nan: 'must be a number'
+        apply_overrides(make_preset("gpt"), [f"repeat_share={share}"])
+
+
+def test_a_context_too_short_for_a_passage_and_its_copy_is_refused():
+    with pytest.raises(DataError, match="block_size of at least 4"):
+        get_batch(DATA, 8, 3, repeat_share=0.5)
+
+
+def test_the_model_card_says_how_much_of_the_training_repeated_passages():
+    config = ModelConfig(block_size=16, n_layer=1, n_head=2, n_embd=8)
+    with_share = model_card(config, {}, {"preset_config": {"repeat_share": 0.25}}, 1000)
+    assert "25% of training rows" in with_share and "repeat_share=0.25" in with_share
+    assert "repeated passages" not in model_card(config, {}, {"preset_config": {"repeat_share": 0.0}}, 1000)
