@@ -4,7 +4,8 @@ Loading reads JSON and safetensors only (never a pickle), validates the config b
 tensor is allocated, and checks every tensor's name, shape and dtype against the config.
 Saving unwraps torch.compile, DataParallel, DistributedDataParallel and AveragedModel, so the
 file always holds the GPT-2 names; loading removes the prefixes those wrappers leave
-(``_orig_mod.``, ``module.``) in files written by other tools.
+(``_orig_mod.``, ``module.``) in files written by other tools, and any other prefix every name
+carries in front of a gptlab name (Lightning's ``model.``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ MODEL_METADATA = "gptlab_model"  # model.safetensors metadata: the ModelConfig t
 # torch.compile keeps the model as ``_orig_mod``; DataParallel, DistributedDataParallel and
 # AveragedModel keep it as ``module``: each puts its attribute name in front of every tensor name
 COMPILED_PREFIX = "_orig_mod."
+# how every gptlab tensor name begins (the GPT-2 names, and the bigram's table); a file whose names all carry
+# something more in front (Lightning's ``model.``, a wrapper's attribute) holds them behind a foreign prefix
+OWN_NAME = re.compile(r"(transformer\.(wte|wpe|ln_f|h\.\d+)|lm_head|token_embedding_table)\.")
 MODULE_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel, AveragedModel)
 GATHER = ("gather a full state dict (torch.distributed.checkpoint.state_dict.get_model_state_dict with "
           "full_state_dict=True), load it into a plain gptlab model and save that.")
@@ -180,7 +184,8 @@ def own_names(names: list[str]) -> dict[str, str]:
 
     Removes the prefixes wrappers leave in files written by other tools: ``module.`` when every
     name carries it (DataParallel, DistributedDataParallel, AveragedModel, whose ``n_averaged``
-    counter is dropped) and ``_orig_mod.`` anywhere (torch.compile, of the model or of a block).
+    counter is dropped), ``_orig_mod.`` anywhere (torch.compile, of the model or of a block), then
+    any other prefix all names share in front of gptlab names (foreign_prefix: Lightning's ``model.``).
     Names come back unchanged if stripping would make two of them the same.
     """
     mapping = {name: name.replace(COMPILED_PREFIX, "") for name in names}
@@ -188,9 +193,23 @@ def own_names(names: list[str]) -> dict[str, str]:
     while any(n.startswith(module) for n in mapping.values()) and all(
             n.startswith(module) or n == "n_averaged" for n in mapping.values()):  # wrappers nest
         mapping = {k: v[len(module):] for k, v in mapping.items() if v != "n_averaged"}
+    prefix = foreign_prefix(list(mapping.values()))
+    mapping = {k: v[len(prefix):] for k, v in mapping.items()}
     if len(set(mapping.values())) != len(mapping):
         return {name: name for name in names}
     return mapping
+
+
+def foreign_prefix(names: list[str]) -> str:
+    """The dotted prefix that every name carries in front of a gptlab name (OWN_NAME), e.g. ``model.``
+    from a Lightning module or ``transformer.`` from a wrapper attribute of that name; '' when the names
+    are gptlab's already, or when no single prefix (none, or several) makes every one of them gptlab's."""
+    if not names or all(OWN_NAME.match(n) for n in names):
+        return ""
+    parts = names[0].split(".")
+    fits = [p for p in (".".join(parts[:i]) + "." for i in range(1, len(parts)))
+            if all(n.startswith(p) and OWN_NAME.match(n[len(p):]) for n in names)]
+    return fits[0] if len(fits) == 1 else ""
 
 
 def fields_from_weights(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -356,6 +375,10 @@ def _check_against_config(path: Path, config: ModelConfig, shapes: dict[str, tup
     """CheckpointError naming what differs when the weights are not what config.json builds."""
     missing, extra = sorted(set(wanted) - set(shapes)), sorted(set(shapes) - set(wanted))
     names = f"missing {missing[:5]}, unexpected {extra[:5]}" if missing or extra else ""
+    first = {name.split(".", 1)[0] + "." for name in shapes}
+    if names and len(first) == 1 and not any(OWN_NAME.match(name) for name in shapes):
+        # one foreign prefix in front of every name, and no gptlab name behind it (else own_names strips it)
+        names = f"every tensor name starts with {first.pop()!r}, and what follows is not a gptlab name either ({names})"
     shape = next((f"tensor {name} has shape {shapes[name]}, config.json implies {tuple(wanted[name].shape)}"
                   for name in wanted if not names and shapes[name] != tuple(wanted[name].shape)), "")
     recorded = _recorded_config(metadata)

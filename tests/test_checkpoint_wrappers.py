@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from gptlab import CharTokenizer, CheckpointError, ModelConfig, build_model, load_checkpoint, save_checkpoint
-from gptlab.checkpoint import WEIGHTS_FILE
+from gptlab.checkpoint import WEIGHTS_FILE, foreign_names
 from train.config import apply_overrides
 from train.optim import make_optimizers
 from train.presets import make_preset
@@ -112,6 +112,10 @@ PREFIXES = {
     "_orig_mod.module.": lambda t: {f"_orig_mod.module.{k}": v for k, v in t.items()},
     "module.module.": lambda t: {f"module.module.{k}": v for k, v in t.items()},
     "AveragedModel": lambda t: {**{f"module.{k}": v for k, v in t.items()}, "n_averaged": torch.tensor(4)},
+    "model. (Lightning)": lambda t: {f"model.{k}": v for k, v in t.items()},
+    "transformer. around the GPT-2 names": lambda t: {f"transformer.{k}": v for k, v in t.items()},
+    "net.gpt.": lambda t: {f"net.gpt.{k}": v for k, v in t.items()},
+    "model.module.": lambda t: {f"model.module.{k}": v for k, v in t.items()},
 }
 
 
@@ -130,6 +134,21 @@ def test_a_prefixed_file_of_another_shape_is_explained(tmp_path):
     save_file(tensors, folder / WEIGHTS_FILE)  # a 1-layer model's file next to a 2-layer config.json
     with pytest.raises(CheckpointError, match="n_layer: config.json says 2, the weights hold 1"):
         load_checkpoint(folder)
+
+
+def test_any_foreign_prefix_is_named_or_stripped(tmp_path):
+    """Behind an unknown prefix: a file of another shape is explained by its fields, a foreign model by the
+    prefix, and pushing the loadable one is refused as the wrapper prefixes are."""
+    folder = save_checkpoint(tmp_path / "m", model(), TOK)
+    plain = load_file(folder / WEIGHTS_FILE)
+    save_file({f"model.{k}": v for k, v in plain.items() if ".h.1." not in k}, folder / WEIGHTS_FILE)
+    with pytest.raises(CheckpointError, match="n_layer: config.json says 2, the weights hold 1"):
+        load_checkpoint(folder)
+    save_file({"model.encoder.weight": torch.zeros(2, 2), "model.head.weight": torch.zeros(2)}, folder / WEIGHTS_FILE)
+    with pytest.raises(CheckpointError, match=r"every tensor name starts with 'model\.', and what follows is not"):
+        load_checkpoint(folder)
+    save_file({f"model.{k}": v for k, v in plain.items()}, folder / WEIGHTS_FILE)
+    assert foreign_names(folder / WEIGHTS_FILE) == sorted(f"model.{k}" for k in plain)
 
 
 def test_training_state_of_a_compiled_model_resumes_into_a_plain_one(tmp_path):
