@@ -183,6 +183,7 @@ def test_a_resume_with_nothing_left_to_train_says_so(tiny_text_file, tmp_path):
         train(tiny_config(tiny_text_file, done, "max_iters=5", "resume=true"))
     with pytest.raises(GptlabError, match=r"already at step 10 of stop_at=5.*raise stop_at to train on"):
         train(tiny_config(tiny_text_file, tmp_path / "new", "max_iters=20", "stop_at=5", f"resume={done}"))
+    assert not (tmp_path / "new").exists()  # refused before anything is written
     train(tiny_config(tiny_text_file, tmp_path / "more", "max_iters=15", f"resume={done}"))
     assert [r["step"] for r in history(tmp_path / "more")] == [0, 5, 10, 15]
 

@@ -131,15 +131,15 @@ def prepare(config: TrainConfig, command: str) -> Run:
     model = build_model(config.model, device)
     optimizers = make_optimizers(model, config)
     n_params = count_parameters(model)
-    if info.is_main:
-        preflight(out, n_params)
     setup, data = run_setup(config, config.model), data_identity(config.data, text)  # what a resume must match
     state = resumed_state(config, resume_from, model, optimizers, setup) if resume_from else RunState()
     # a resumed run keeps training on its own text: another text, or a character its vocabulary lacks, is refused
     ids = resumed_ids(resume_from / STATE_FILE, tokenizer, text, data) if resume_from else tokenizer.encode(text)
     splits = TokenSplits.from_ids(ids)
-    if resume_from and info.is_main:
-        carry_best(resume_from, out)
+    if info.is_main:  # out is written to only now: a refused resume leaves no folder behind
+        preflight(out, n_params)
+        if resume_from:
+            carry_best(resume_from, out)
     first_command, resumed = command_history(resume_from, command)
     if info.is_main:
         write_text_atomic(out / "train_config.json", json.dumps(to_dict(config), indent=2))
