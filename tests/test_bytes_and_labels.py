@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from gptlab import (
     save_checkpoint,
 )
 from gptlab.classroom.catalog import Catalog
+from gptlab.classroom.lessons import draw_lesson, lesson_view
+from gptlab.classroom.lessons.page import EXTEND_TEMPERATURE
 from gptlab.figures import (
     attention_heatmap,
     candidates_figure,
@@ -37,7 +40,7 @@ from gptlab.figures import (
 )
 from gptlab.generate import generate, generate_ids
 from gptlab.generate.__main__ import main as cli_main
-from gptlab.inside.explore import attention_view, top_predictions
+from gptlab.inside.explore import attention_view, token_labels, top_predictions
 from gptlab.inside.heads import label_heads, reference_masks, score_head
 from gptlab.inside.lens import LensRow, logit_lens
 from gptlab.inside.steps import step_once
@@ -237,3 +240,22 @@ def test_same_token_compares_ids_not_text(gpt_bpe):
         reference_masks(view.tokens, view.ids[:-1])
     fig = candidates_figure([("<E6>", 0.5, 0.5), ("a", 0.3, 0.3), ("a", 0.2, 0.2)], 2)
     assert list(fig.data[1].marker.color) == ["#4c72b0", "#4c72b0", "#c44e52"]  # the picked id, not its look-alike
+
+
+# ---- a generated continuation is analysed by the ids the model wrote ---------------------------------
+
+def test_the_own_words_lesson_shows_the_tokens_the_model_generated(cjk):
+    checkpoint, prompt = cjk
+    model, tok = checkpoint.model, checkpoint.tokenizer
+    lesson = lesson_view("own-words", "cjk-bpe")  # 80 tokens written at temperature 0.8 before drawing
+    block = model.config.block_size
+    differ = 0
+    for seed in range(6):
+        page = draw_lesson(checkpoint, replace(lesson, prompt=prompt, seed=seed))
+        settings = GenerationSettings(max_new_tokens=lesson.extend, temperature=EXTEND_TEMPERATURE, seed=seed)
+        ids = (tok.encode(prompt) + list(generate_ids(model, tok.encode(prompt), settings)))[-block:]
+        drawn = attention_heatmap(torch.zeros(len(ids), len(ids)), token_labels(visible_tokens(tok, ids)))
+        assert list(page.heatmap.data[0].x) == list(drawn.data[0].x), f"seed {seed}"
+        reencoded = tok.encode(prompt + "".join(generate(model, tok, prompt, settings)))[-block:]
+        differ += reencoded != ids  # the text decoded and encoded again: other tokens, a trailing U+FFFD
+    assert differ >= 3  # 4 of these 6 seeds: the check means something on this model

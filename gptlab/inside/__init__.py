@@ -3,7 +3,8 @@
 Built on the core only (models, hooks, tokenizers, generate, snapshots), never on figures or the
 classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 
-- ``attention_view`` -> ``AttentionView``: every head's pattern on a prompt, next-token guesses (explore.py)
+- ``attention_view`` -> ``AttentionView``: every head's pattern on a prompt, next-token guesses (explore.py);
+  ``attention_view_ids`` the same on token ids already held, such as generated ones
 - ``label_heads``, ``describe``: what each head does, in words (heads.py)
 - ``rollout``, ``logit_lens``: reading the model across its layers (lens.py)
 - ``step_once`` -> ``Step``: one generated token and why (steps.py)
@@ -17,7 +18,15 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 from .ablation import ablate, rank_heads
 from .across import AcrossView, across_view, head_across_training
 from .closer import CloserLook, closer_look
-from .explore import AttentionView, HeadView, attention_view, has_attention, token_labels, top_predictions
+from .explore import (
+    AttentionView,
+    HeadView,
+    attention_view,
+    attention_view_ids,
+    has_attention,
+    token_labels,
+    top_predictions,
+)
 from .head import HeadMath, head_math
 from .heads import HeadLabel, describe, label_heads, unit_for
 from .induction import InductionProbe, induction_probe
@@ -26,7 +35,8 @@ from .steps import Step, step_once
 
 __all__ = [
     "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadMath", "HeadView", "LensRow", "Step",
-    "across_view", "attention_view", "closer_look", "describe", "has_attention", "head_across_training", "head_math",
+    "across_view", "attention_view", "attention_view_ids", "closer_look", "describe", "has_attention",
+    "head_across_training", "head_math",
     "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
     "InductionProbe", "ablate", "induction_probe", "rank_heads",
 ]

@@ -118,8 +118,33 @@ def attention_view(
         raise GptlabError(
             f"The {model.config.kind} model has no attention layers to look at; pick an attention model."
         )
+    ids, dropped = encode_prompt(tokenizer, prompt, model.config.block_size, errors)
+    return attention_view_ids(model, tokenizer, ids, top_k, dropped)
+
+
+def attention_view_ids(
+    model: nn.Module, tokenizer: Tokenizer, ids: list[int], top_k: int = TOP_K, dropped: int = 0
+) -> AttentionView:
+    """``attention_view`` of token ids the caller already holds, such as ids a model generated.
+
+    Analyse generated text by its ids, never by re-encoding the decoded text: a byte-level BPE text
+    re-encodes to other ids, and an unfinished last character decodes to U+FFFD. Keeps the last
+    block_size ids (``dropped`` counts those cut, plus any the caller cut before). Raises GptlabError
+    for no ids or a model without attention, InputError for ids outside the vocabulary.
+    """
+    names = pattern_names(model)
+    if not names:
+        raise GptlabError(
+            f"The {model.config.kind} model has no attention layers to look at; pick an attention model."
+        )
+    if not ids:
+        raise GptlabError("There are no tokens to look at: give at least one.")
+    bad = [i for i in ids if not 0 <= i < tokenizer.vocab_size]
+    if bad:
+        raise InputError(f"Token ids must be in 0..{tokenizer.vocab_size - 1} for this tokenizer, got {bad[:5]}.")
     block_size = model.config.block_size
-    ids, dropped = encode_prompt(tokenizer, prompt, block_size, errors)
+    dropped += max(0, len(ids) - block_size)
+    ids = list(ids[-block_size:])
     device = next(model.parameters()).device
     logits, cache = run_with_cache(model, torch.tensor([ids], device=device), names=names)
     patterns = [cache[name][0].float().cpu() for name in names]  # [batch, head, q, k] -> [head, q, k]

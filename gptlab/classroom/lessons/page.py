@@ -23,8 +23,8 @@ from ...checkpoint import Checkpoint
 from ...errors import InputError
 from ...figures.attention import attention_heatmap, head_grid
 from ...figures.style import PLOT_CONFIG, teacher_style
-from ...generate import generate
-from ...inside.explore import attention_view
+from ...generate import generate_ids
+from ...inside.explore import attention_view_ids
 from ...inside.heads import label_heads, unit_for
 from ...markdown import code_span
 from ...prompts import fit_builtin
@@ -93,11 +93,14 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView) -> LessonPage:
         if not low <= value <= high:
             raise InputError(f"The lesson's {name}={value} is outside {low}..{high} for this model.")
     fit = fit_builtin(checkpoint.tokenizer, view.prompt)  # the view (and its link) keeps the lesson's own prompt
-    text = fit.text
+    ids = checkpoint.tokenizer.encode(fit.text)
+    if not ids:
+        raise InputError("The lesson's prompt is empty: give it some text to look at.")
     if view.extend:
         settings = GenerationSettings(max_new_tokens=view.extend, temperature=EXTEND_TEMPERATURE, seed=view.seed)
-        text += "".join(generate(checkpoint.model, checkpoint.tokenizer, text, settings))
-    seen = attention_view(checkpoint.model, checkpoint.tokenizer, text)
+        # the ids the model wrote, as it wrote them: decoded and re-encoded, BPE text gives other tokens
+        ids = ids + list(generate_ids(checkpoint.model, ids, settings))
+    seen = attention_view_ids(checkpoint.model, checkpoint.tokenizer, ids)
     labels = label_heads(seen.patterns, seen.tokens, seen.ids)
     layer, head = resolve_head(labels, view.layer, view.head, find_for(view))
     pattern = seen.patterns[layer][head]  # [query, key]
