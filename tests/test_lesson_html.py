@@ -16,6 +16,7 @@ from offline_html import assert_standalone, references
 from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM
 
 from gptlab import load_checkpoint
+from gptlab.classroom.catalog import CHECKPOINTS_ENV
 from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
 from gptlab.classroom.lessons.__main__ import ALL_LESSONS_FILE
 from gptlab.classroom.lessons.__main__ import main as cli_main
@@ -135,6 +136,17 @@ def test_the_command_line_names_the_models_it_has_when_one_is_missing(tmp_path, 
     err = capsys.readouterr().err
     assert "no model 'nope'" in err and "gpt-bpe" in err  # it lists the models it found
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_finds_the_shipped_models_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # outside the repository, no checkpoints/ here
+    monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
+    assert cli_main(["export", "out", "--lesson", "previous-char"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "previous-char.html").is_file()
+    assert cli_main(["export", "out", "--model", "nope"]) == 1
+    assert f"no model 'nope' in {SHIPPED.resolve()} (found: " in capsys.readouterr().err  # the folder searched
+    assert cli_main(["export", "out", "--model", "gpt", "--checkpoints", "elsewhere"]) == 1
+    assert f"in {tmp_path.resolve() / 'elsewhere'} (found: none: that folder does not exist)" in capsys.readouterr().err
 
 
 def test_the_library_does_not_import_its_command_line():

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = shipped(args.checkpoints)
     if not models:
-        print(f"error: no checkpoints with metrics.json under {args.checkpoints}", file=sys.stderr)
+        print(f"error: no checkpoints with metrics.json under {args.checkpoints.resolve()} (run it from the "
+              "repository, or give --checkpoints)", file=sys.stderr)
         return 1
     from gptlab.errors import ExportError
     from gptlab.figures import ladder_chart

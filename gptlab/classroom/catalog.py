@@ -20,6 +20,8 @@ from ..inside.explore import has_attention
 LADDER = ("bigram", "single_head", "multi_head", "blocks", "gpt", "gpt-bpe")
 HUB_ENV = "GPTLAB_HUB_MODELS"
 CHECKPOINTS_ENV = "GPTLAB_CHECKPOINTS"
+# The checkout's shipped models, found from this file: a command run from any folder finds them
+DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def ladder_key(name: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gptlab.checkpoint import load_checkpoint
-from gptlab.classroom.catalog import CHECKPOINTS_ENV
+from gptlab.classroom.catalog import CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS
 from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
 from gptlab.errors import GptlabError
 
@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     export.add_argument("out_dir", type=Path, help="folder to write into (created if missing)")
     export.add_argument("--model", default="gpt", help="a checkpoint name in --checkpoints, a checkpoint folder, "
                         "or a Hub repo id (default: gpt)")
-    export.add_argument("--checkpoints", type=Path, default=Path(os.environ.get(CHECKPOINTS_ENV, "checkpoints")),
-                        help=f"folder of checkpoint folders (default: ${CHECKPOINTS_ENV} or ./checkpoints)")
+    export.add_argument("--checkpoints", type=Path, default=Path(os.environ.get(CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS)),
+                        help=f"folder of checkpoint folders (default: ${CHECKPOINTS_ENV}, else the repository's "
+                        f"checkpoints/, whatever the current folder)")
     export.add_argument("--teacher", action="store_true", help="projector style: large type, the Cividis scale")
     export.add_argument("--lesson", action="append", choices=list(LESSONS),
                         help="only this lesson (repeat for more; default: every lesson)")
@@ -40,9 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     named = args.checkpoints / args.model
     if not (named.is_dir() or Path(args.model).exists() or "/" in args.model):
-        found = sorted(p.name for p in args.checkpoints.glob("*") if p.is_dir()) if args.checkpoints.is_dir() else []
-        print(f"error: no model {args.model!r} in {args.checkpoints} (found: {', '.join(found) or 'none'}); give "
-              "a name from there, a checkpoint folder or a Hub repo id (user/name).", file=sys.stderr)
+        folder = args.checkpoints.resolve()  # the folder searched, whatever the current folder is
+        if folder.is_dir():
+            found = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) or "none"
+        else:
+            found = "none: that folder does not exist"
+        print(f"error: no model {args.model!r} in {folder} (found: {found}); give a name from there, "
+              f"--checkpoints (or ${CHECKPOINTS_ENV}) with another folder, a checkpoint folder or a Hub repo id "
+              "(user/name).", file=sys.stderr)
         return 1
     try:
         checkpoint = load_checkpoint(named if named.is_dir() else args.model)
