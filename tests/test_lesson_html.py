@@ -138,6 +138,12 @@ def test_the_command_line_names_the_models_it_has_when_one_is_missing(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_lesson_title_keeps_its_own_question_mark(gpt, teacher_page):
+    asking = draw_lesson(gpt, lesson_view("line-start", "gpt"))
+    assert asking.summary.startswith("**2. Where does the line start?** Look for bright columns")
+    assert teacher_page.summary.startswith("**1. The previous-character head.** Look for a bright line")
+
+
 def test_the_command_line_finds_the_shipped_models_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # outside the repository, no checkpoints/ here
     monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)

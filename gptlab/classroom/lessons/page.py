@@ -67,7 +67,8 @@ class LessonPage:
         """Markdown for the Lessons tab: the lesson and what to look for, the caption, the prompt's note."""
         text = self.caption
         if self.look_for:
-            text = f"**{self.title.rstrip('.?!')}.** Look for {self.look_for}\n\n{text}"
+            title = self.title if self.title.endswith((".", "?", "!")) else f"{self.title}."  # keep a question
+            text = f"**{title}** Look for {self.look_for}\n\n{text}"
         return text + (f"\n\n⚠️ {self.note}" if self.note else "")
 
 
