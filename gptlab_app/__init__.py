@@ -17,7 +17,7 @@ from gptlab.classroom.catalog import CHECKPOINTS_ENV, Catalog, hub_ids_from_env
 from gptlab.errors import GptlabError
 from gptlab.markdown import code_span
 
-from .common import QUEUE_SIZE
+from .common import QUEUE_SIZE, error
 from .tabs import across, attention, closer, compare, generate, lessons, live, models, step
 from .teacher import TEACHER_CSS
 
@@ -75,13 +75,13 @@ def _numeric_preprocess(component, preprocess):
         shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:40] + "…"
         message = f"{component.label or 'a number input'} must be a finite number, got {shown}."
         if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-            raise gr.Error(message)
+            raise error(message)
         try:  # NaN passes Gradio's bounds check and reaches the handler's own check; int(nan) does not
             return preprocess(payload)
         except gr.Error:  # Gradio's own out-of-bounds message is already clear
             raise
         except (ValueError, OverflowError, TypeError):
-            raise gr.Error(message) from None
+            raise error(message) from None
 
     return checked
 

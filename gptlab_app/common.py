@@ -1,12 +1,14 @@
 """What the app's tabs share: its limits, the input checks, the one error conversion, plots.
 
 Handlers check their input with the functions here, which raise the library's own errors
-(gptlab.errors); ``library_errors()`` shows any such error to the visitor as a gr.Error.
+(gptlab.errors); ``library_errors()`` shows any such error to the visitor as a gr.Error. Every toast
+the app raises goes through ``error()`` or ``warning()``, which make its text read literally in the page.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +46,22 @@ QUEUE_SIZE = 90  # 30 learners x 3 requests each; beyond that a visitor is told 
 REFIT_PLOTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 
 
+def literal(message: str) -> str:
+    """``message`` escaped so a toast shows it as typed: Gradio renders a gr.Error, gr.Warning or gr.Info
+    message as HTML, and messages carry a visitor's or a model's text (link values, characters, names)."""
+    return html.escape(message, quote=False)
+
+
+def error(message: str) -> gr.Error:
+    """A gr.Error for the visitor (raise it) whose message shows literally, markup and all."""
+    return gr.Error(literal(message))
+
+
+def warning(message: str, **options) -> None:
+    """A gr.Warning toast whose message shows literally; ``options`` go to gr.Warning (``duration``)."""
+    gr.Warning(literal(message), **options)
+
+
 @contextmanager
 def library_errors() -> Iterator[None]:
     """Show any library error (a GptlabError) raised inside to the visitor as a gr.Error with its message."""
@@ -51,9 +69,9 @@ def library_errors() -> Iterator[None]:
         yield
     except UnknownCharactersError as exc:  # without the library-only advice (errors='drop')
         shown = ", ".join(repr(c) for c in exc.unknown[:10])
-        raise gr.Error(f"This model has never seen these characters: {shown}. Remove them and try again.") from None
+        raise error(f"This model has never seen these characters: {shown}. Remove them and try again.") from None
     except GptlabError as exc:
-        raise gr.Error(str(exc)) from None
+        raise error(str(exc)) from None
 
 
 def bind(fn: Callable, *first) -> Callable:

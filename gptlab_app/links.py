@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import gradio as gr
 
-from gptlab.classroom.lessons import LessonView, view_from_query
-from gptlab.errors import GptlabError
+from gptlab.classroom.catalog import Catalog
+from gptlab.classroom.lessons import LessonView, read_link
+
+from .common import MAX_PROMPT_CHARS, warning
+from .pickers import opening_model
 
 
-def linked_view(request: gr.Request | None, warn: bool = True) -> LessonView:
-    """The lesson view the page's query parameters name; the first lesson when there are none or they are bad
-    (with a warning to the visitor unless ``warn`` is False)."""
+def linked_view(catalog: Catalog, request: gr.Request | None, warn: bool = True) -> LessonView:
+    """The lesson view the page's query parameters name (the first lesson when there are none), built from
+    the valid ones: each parameter that the chosen model cannot take is left out and, unless ``warn`` is
+    False, named in a warning with what it may be ("The link's layer 99 is not in 0..5 for gpt; ...")."""
     params = dict(request.query_params) if request is not None else {}
-    try:
-        return view_from_query(params)
-    except GptlabError as exc:
-        if warn:
-            gr.Warning(f"{exc} Showing the first lesson instead.")
-        return view_from_query({})
+    models = {name: catalog.get(name) for name in catalog.attention_names}
+    link = read_link(params, models, opening_model(catalog), MAX_PROMPT_CHARS)
+    if warn:
+        for sentence in link.dropped:
+            warning(f"The link's {sentence}")
+    return link.view
 
 
 def share_link(request: gr.Request | None, query: str) -> str:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import gradio as gr
-
 from gptlab.classroom.catalog import Catalog
 from gptlab.generate import generate
 from gptlab.prompts import fit_builtin
 from gptlab.sampling import GenerationSettings
 
 from . import common
-from .common import MAX_NEW_TOKENS, library_errors
+from .common import MAX_NEW_TOKENS, library_errors, warning
 
 
 def stream_text(catalog: Catalog, name: str, prompt: str, settings: GenerationSettings) -> Iterator[str]:
@@ -23,7 +21,7 @@ def stream_text(catalog: Catalog, name: str, prompt: str, settings: GenerationSe
         checkpoint = catalog.get(name)
         fit = fit_builtin(checkpoint.tokenizer, prompt)  # an example fitted to this model; a visitor's own as typed
         if fit.changed:
-            gr.Warning(f"{name}: {fit.note()}")
+            warning(f"{name}: {fit.note()}")
         text = prompt = fit.text
         for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings,
                               max_new_tokens_limit=MAX_NEW_TOKENS):
@@ -59,5 +57,5 @@ def time_limited(texts: Iterator) -> Iterator:
     for value in texts:
         yield value
         if time.monotonic() > deadline:
-            gr.Warning(f"Stopped after {limit:.0f} s, the time limit of one request.")
+            warning(f"Stopped after {limit:.0f} s, the time limit of one request.")
             return

@@ -32,6 +32,7 @@ from ..common import (
     plot,
     quietly,
     token_position,
+    warning,
 )
 from ..downloads import download_folder, writing
 from ..links import linked_view
@@ -63,7 +64,7 @@ def look(catalog: Catalog, model, prompt, layer, head, position, teacher=False,
 def look_on_open(catalog: Catalog, model, prompt, layer, head, position, live: Checkpoint | None = None,
                  request: gr.Request = None) -> tuple:
     """Look closer drawn at page load with its defaults, in teacher style when the link asks (?teacher=1)."""
-    teacher = linked_view(request, warn=False).teacher  # a bad link: the first lesson, out of teacher mode
+    teacher = linked_view(catalog, request, warn=False).teacher  # the link's other values do not matter here
     return quietly(lambda: look(catalog, model, prompt, layer, head, position, teacher, live), 6)
 
 
@@ -75,7 +76,7 @@ def export(catalog: Catalog, model, prompt, layer, head, teacher=False, live: Ch
         layer, head = layer_and_head(checkpoint.config, layer, head, model)
         fit = fit_builtin(checkpoint.tokenizer, prompt)
         if fit.changed:  # the files are the answer here: the note goes to a toast
-            gr.Warning(fit.note())
+            warning(fit.note())
         view = attention_view(checkpoint.model, checkpoint.tokenizer, fit.text)
         title = f"{model} · layer {layer} · head {head}"
         meta = {"model": model, "layer": layer, "head": head, "prompt": fit.text, "dropped": view.dropped}
@@ -86,7 +87,7 @@ def export(catalog: Catalog, model, prompt, layer, head, teacher=False, live: Ch
         with writing("the images"):
             paths.update(write_images(folder, title, teacher_style(fig) if teacher else fig))
     except ExportError as exc:
-        gr.Warning(f"Exported CSV and JSON only. {exc}", duration=30)
+        warning(f"Exported CSV and JSON only. {exc}", duration=30)
     return [str(paths[k]) for k in ("png", "svg", "csv", "json") if k in paths]
 
 

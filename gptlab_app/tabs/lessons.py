@@ -89,8 +89,9 @@ def fields(catalog: Catalog, lesson_id) -> tuple:
 
 
 def restore(catalog: Catalog, request: gr.Request) -> tuple:
-    """Page load: the lesson and view named in the URL's query parameters (or the first lesson)."""
-    view = linked_view(request)
+    """Page load: the lesson and view named in the URL's query parameters (or the first lesson), with a
+    warning for each parameter left out."""
+    view = linked_view(catalog, request)
     model = view.model if view.model in catalog.attention_names else opening_model(catalog)
     return view.lesson, model, view.prompt, view.seed, view.extend, view.layer, view.head, view.teacher
 

@@ -15,7 +15,7 @@ from gptlab.errors import GptlabError
 from gptlab.figures import attention_heatmap, live_loss_figure
 from gptlab.inside import attention_view
 
-from ..common import bind, library_errors, plot, whole
+from ..common import bind, error, library_errors, plot, whole
 from ..pickers import Visitor
 
 LIVE_CAP = 2  # live trainings at once on the whole server: each takes one CPU thread
@@ -41,8 +41,8 @@ def train(slots: LiveSlots, source, text, seconds, request: gr.Request) -> Itera
         try:
             text = shakespeare()
         except GptlabError as exc:
-            raise gr.Error(f"Tiny Shakespeare is not available here ({exc}). Choose 'My text' and paste "
-                           "some text instead.") from None
+            raise error(f"Tiny Shakespeare is not available here ({exc}). Choose 'My text' and paste "
+                        "some text instead.") from None
     config = LiveConfig(max_seconds=seconds, report_every_s=REPORT_EVERY_S)
     with library_errors(), slots.claim(visitor_id(request)) as stopping:
         for report in train_live(text, config, stopping):

@@ -12,14 +12,16 @@ from .presets import (
     MAX_EXTEND,
     Lesson,
     LessonView,
+    LinkedView,
     caption,
     find_for,
     lesson_choices,
+    read_link,
     resolve_head,
     view_from_query,
 )
 
 __all__ = [
-    "LESSONS", "MAX_EXTEND", "Lesson", "LessonPage", "LessonView", "caption", "draw_lesson", "find_for",
-    "lesson_choices", "lesson_view", "lessons_html", "resolve_head", "view_from_query",
+    "LESSONS", "MAX_EXTEND", "Lesson", "LessonPage", "LessonView", "LinkedView", "caption", "draw_lesson", "find_for",
+    "lesson_choices", "lesson_view", "lessons_html", "read_link", "resolve_head", "view_from_query",
 ]

@@ -15,10 +15,11 @@ from urllib.parse import urlencode
 
 import torch
 
-from ...errors import InputError
+from ...checkpoint import Checkpoint
+from ...errors import InputError, UnknownCharactersError
 from ...inside.heads import HeadLabel, describe
 from ...markdown import code_span
-from ...prompts import LESSON_PROMPTS
+from ...prompts import LESSON_PROMPTS, builtin_texts
 
 MAX_EXTEND = 200  # tokens a lesson may generate after its prompt before drawing
 
@@ -94,6 +95,94 @@ def view_from_query(params: Mapping[str, str], default_lesson: str = "previous-c
             changes[key] = value
     changes["teacher"] = str(params.get("teacher", "")).lower() in ("1", "true", "yes", "on")
     return replace(view, **changes)
+
+
+@dataclass(frozen=True)
+class LinkedView:
+    """A lesson link read leniently: the view its valid parameters give, and a sentence per parameter left out."""
+
+    view: LessonView  # layer/head -1 where the best head is still to be found
+    dropped: tuple[str, ...] = ()  # e.g. "layer 99 is not in 0..5 for gpt; searching every layer instead."
+
+
+def read_link(params: Mapping[str, str], models: Mapping[str, Checkpoint], fallback_model: str | None = None,
+              max_prompt_chars: int | None = None, default_lesson: str = "previous-char") -> LinkedView:
+    """The view a lesson link asks for, keeping every valid parameter and dropping only the invalid ones.
+
+    ``models`` maps each model offered to its checkpoint: the link's model must be one of them, its layer
+    and head must fit that model (-1 for the best, else 0..n_layer-1 and 0..n_head-1) and its prompt must be
+    readable by the model's tokenizer (and at most ``max_prompt_chars`` long). A parameter that does not fit
+    gives way to the lesson's own value (the model to the lesson's, else ``fallback_model``) and is named in
+    ``dropped``. Never raises: a link is what a visitor was given, not something they typed.
+    """
+    dropped: list[str] = []
+    asked = str(params.get("lesson", default_lesson))
+    lesson = LESSONS.get(asked)
+    if lesson is None:
+        lesson = LESSONS[default_lesson]
+        dropped.append(f"lesson {_shown(asked)} is not one of {', '.join(LESSONS)}; showing {lesson.id} instead.")
+    model = lesson.model if lesson.model in models or fallback_model is None else fallback_model
+    if "model" in params:
+        if params["model"] in models:
+            model = str(params["model"])
+        else:
+            dropped.append(f"model {_shown(params['model'])} is not one of {', '.join(models) or 'none'}; "
+                           f"using {model} instead.")
+    checkpoint = models.get(model)
+    where = f" for {model}" if checkpoint is not None else ""
+    n_layer, n_head = (checkpoint.config.n_layer, checkpoint.config.n_head) if checkpoint is not None else (128, 256)
+    values = {"seed": lesson.seed, "extend": lesson.extend, "layer": lesson.layer, "head": lesson.head}
+    bounds = (("seed", 0, 2**31 - 1, ""), ("extend", 0, MAX_EXTEND, ""), ("layer", 0, n_layer - 1, where),
+              ("head", 0, n_head - 1, where))
+    for key, low, high, on in bounds:
+        if key not in params:
+            continue
+        raw = params[key]
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value, problem = None, f"{_shown(raw)} is not a whole number in {low}..{high}{on}"
+        else:
+            problem = f"{_shown(value, quoted=False)} is not in {low}..{high}{on}"
+        if value is not None and (low <= value <= high or (key in ("layer", "head") and value == -1)):
+            values[key] = value  # -1: the best layer or head, found when drawing
+            continue
+        own = values[key]
+        instead = f"searching every {key} instead" if own == -1 else f"using the lesson's {key} {own} instead"
+        dropped.append(f"{key} {problem}; {instead}.")
+    prompt = lesson.prompt
+    if "prompt" in params:
+        problem = _prompt_problem(str(params["prompt"]), checkpoint, model, max_prompt_chars)
+        if problem:
+            dropped.append(f"prompt {problem}; using the lesson's prompt instead.")
+        else:
+            prompt = str(params["prompt"])
+    teacher = str(params.get("teacher", "")).lower() in ("1", "true", "yes", "on")
+    view = LessonView(lesson.id, model, prompt, values["seed"], values["extend"], values["layer"], values["head"],
+                      teacher)
+    return LinkedView(view, tuple(dropped))
+
+
+def _prompt_problem(prompt: str, checkpoint: Checkpoint | None, model: str, max_chars: int | None) -> str:
+    """Why a link's prompt cannot be drawn with this model ('' when it can)."""
+    if not prompt:
+        return "is empty"
+    if max_chars is not None and len(prompt) > max_chars:
+        return f"has {len(prompt):,} characters, over the limit of {max_chars:,}"
+    if checkpoint is not None and prompt not in builtin_texts():  # a built-in prompt is fitted when drawn
+        try:
+            checkpoint.tokenizer.encode(prompt)
+        except UnknownCharactersError as exc:
+            shown = ", ".join(repr(c) for c in exc.unknown[:10])
+            return f"has characters {model} has never seen ({shown})"
+    return ""
+
+
+def _shown(value: object, most: int = 60, quoted: bool = True) -> str:
+    """A link's value for a message (quoted unless ``quoted`` is False), cut to ``most`` characters: a link can
+    be very long."""
+    text = repr(str(value)) if quoted else str(value)
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def resolve_head(labels: list[list[HeadLabel]], layer: int, head: int, find: str) -> tuple[int, int]:
