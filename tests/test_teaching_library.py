@@ -226,7 +226,7 @@ def test_across_view_makes_a_seeded_sample_where_none_was_stored(tmp_path):
 
 def test_a_lesson_page_says_what_the_lessons_tab_shows(tiny):
     page = draw_lesson(tiny, lesson_view("speaker", "gpt"))
-    assert page.summary.startswith(f"**3. Who is speaking.** Look for {LESSONS['speaker'].look_for}\n\n{page.caption}")
+    assert page.summary.startswith(f"**3. Who is speaking?** Look for {LESSONS['speaker'].look_for}\n\n{page.caption}")
     assert page.summary.endswith(f"\n\n⚠️ {page.note}" if page.note else page.caption)
     titles = [a.text for a in page.grid.layout.annotations]
     assert len(titles) == 4 and all(title.startswith(f"head {h} · ") for h, title in enumerate(titles))
