@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from renderer_marks import NEEDS_RENDERER
 
 from gptlab import figures, load_checkpoint
 from gptlab.figures.attention import GRID_MAX_TOKENS
@@ -122,3 +125,65 @@ def test_figure_json_carries_the_png_download_config(view):
     data = json.loads(figures.figure_json(figures.attention_heatmap(view.patterns[0][0], view.labels)))
     assert data["config"]["toImageButtonOptions"]["format"] == "png"
     assert go.Figure(data["data"], data["layout"]).data[0].type == "heatmap"
+
+
+HOSTILE = '<i>x</i> <a href="https://e.invalid">link</a> & co'  # a folder name, prompt or token, as typed
+SHOWN = 'x&lt;/i&gt; &lt;a href="https://e.invalid"&gt;link&lt;/a&gt; &amp; co'  # its escaped tail
+
+
+def _strings(node) -> list[str]:
+    """Every string anywhere in a figure's JSON (data, layout, annotations)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
+
+
+def _hostile_figures() -> dict[str, go.Figure]:
+    from gptlab.inside.lens import LensRow
+    from gptlab.snapshots import Snapshot
+
+    labels = [HOSTILE, "b", "c"]
+    pattern = torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]])
+    heads = torch.stack([pattern, pattern])
+    snap = Snapshot(100, Path("step_000100"), 2.5)
+    history = [{"step": 0, "time_s": 0.0, "train_loss": 2.1, "val_loss": 2.0}]
+    return {
+        "attention_heatmap": figures.attention_heatmap(pattern, labels, HOSTILE),
+        "head_grid": figures.head_grid(heads, labels, HOSTILE, panel_titles=[HOSTILE, "head 1"]),
+        "rollout_heatmap": figures.rollout_heatmap(pattern, labels, HOSTILE),
+        "step_attention_figure": figures.step_attention_figure(heads[None, :, 2, :], labels, HOSTILE),
+        "training_strip": figures.training_strip([(snap, pattern, labels)], HOSTILE),
+        "top_predictions_bar": figures.top_predictions_bar([(HOSTILE, 0.5), ("b", 0.3)], HOSTILE),
+        "contribution_bar": figures.contribution_bar(pattern[2], labels, HOSTILE),
+        "head_math_bars": figures.head_math_bars(labels, torch.ones(3), pattern[2], HOSTILE),
+        "logit_lens_figure": figures.logit_lens_figure([LensRow(HOSTILE, [(HOSTILE, 0.5)])], HOSTILE),
+        "candidates_figure": figures.candidates_figure([(HOSTILE, 0.3, 0.3), ("b", 0.2, 0.2)], 0, HOSTILE),
+        "loss_curves": figures.loss_curves({HOSTILE: {"history": history}}),
+        "live_loss_figure": figures.live_loss_figure(history, HOSTILE),
+        "ladder_chart": figures.ladder_chart({HOSTILE: {"bits_per_char": 2.0, "n_params": 1000}}),
+    }
+
+
+def test_text_from_outside_is_shown_as_written_never_read_as_markup():
+    for name, fig in _hostile_figures().items():
+        strings = _strings(json.loads(fig.to_json()))
+        assert any(SHOWN in s for s in strings), name
+        assert not [s for s in strings if "<i>" in s or "<a " in s or "</a>" in s], name
+    own = _hostile_figures()
+    assert "<br>" in own["logit_lens_figure"].data[0].text[0][0]  # gptlab's own line break still works
+    assert own["training_strip"].layout.annotations[0].text == "step 100<br>val loss 2.500"
+    assert "<br>" in own["attention_heatmap"].data[0].hovertemplate
+    assert figures.escape_markup("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+@NEEDS_RENDERER
+def test_plotly_draws_escaped_markup_as_plain_text():
+    from gptlab.figures.export import figure_image
+
+    svg = figure_image(_hostile_figures()["attention_heatmap"], "svg").decode()
+    assert "e.invalid" in svg and "link" in svg  # the text is there, as text
+    assert "font-style:italic" not in svg and not re.search(r"<a[\s>]", svg)  # no italics, no link element

@@ -3,7 +3,8 @@
 - ``attention.py``: every attention matrix (one head, a grid of heads, rollout, a step's rows, a head
   across training)
 - ``charts.py``: bars (next tokens, rollout, one head's q·k and weights), the logit lens, loss curves, the ladder
-- ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON
+- ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON, ``escape_markup`` (text
+  from outside shown as written, never read as Plotly's HTML-like markup)
 - ``export.py``: CSV/JSON of a matrix, PNG/SVG through kaleido (``kaleido_worker.py`` renders, in its
   own process)
 
@@ -29,11 +30,19 @@ from .charts import (
     loss_curves,
     top_predictions_bar,
 )
-from .style import COLORSCALE, PLOT_CONFIG, TEACHER_COLORSCALE, figure_json, teacher_style, unique_labels
+from .style import (
+    COLORSCALE,
+    PLOT_CONFIG,
+    TEACHER_COLORSCALE,
+    escape_markup,
+    figure_json,
+    teacher_style,
+    unique_labels,
+)
 
 __all__ = [
     "COLORSCALE", "PLOT_CONFIG", "TEACHER_COLORSCALE", "attention_heatmap", "candidates_figure", "contribution_bar",
-    "figure_json", "head_average", "head_grid", "head_math_bars", "ladder_chart", "live_loss_figure",
+    "escape_markup", "figure_json", "head_average", "head_grid", "head_math_bars", "ladder_chart", "live_loss_figure",
     "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "teacher_style",
     "top_predictions_bar", "training_strip", "unique_labels",
 ]

@@ -1,8 +1,10 @@
 """Every attention-matrix figure: one head, a grid of heads, rollout, a head across training, a step's rows.
 
 Plotly only (no Gradio), and tensors and strings in (never a view object), so tests and notebooks
-check the figures' data directly. Matrices are drawn in matrix orientation: query positions down
-the side (first token at the top), key positions across, the masked future (key after query) blank.
+check the figures' data directly. Every string that comes in (labels, titles) is shown as written:
+``style.escape_markup`` keeps Plotly from reading a token such as ``<i>`` as markup. Matrices are
+drawn in matrix orientation: query positions down the side (first token at the top), key positions
+across, the masked future (key after query) blank.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .style import COLORSCALE, FONT, axis_font, unique_labels
+from .style import COLORSCALE, FONT, axis_font, escape_all, escape_markup, unique_labels
 
 GRID_MAX_TOKENS = 96  # small multiples show at most the last 96 positions: more cells than pixels is only bytes
 STEP_MAX_KEYS = 64  # the step-through attention shows at most the last 64 keys
@@ -38,7 +40,7 @@ def attention_heatmap(
     """One head's causal attention [query, key] as a heatmap; hover shows both tokens and the weight."""
     if pattern.dim() != 2 or pattern.size(0) != len(labels) or pattern.size(1) != len(labels):
         raise ValueError(f"pattern {tuple(pattern.shape)} does not match {len(labels)} labels")
-    labels = unique_labels(labels)
+    labels = unique_labels(escape_all(labels))
     fig = go.Figure(
         go.Heatmap(
             z=masked(pattern), x=labels, y=labels, zmin=0.0, zmax=zmax, colorscale=COLORSCALE,
@@ -47,7 +49,7 @@ def attention_heatmap(
     )
     size = axis_font(len(labels))
     fig.update_layout(
-        title=dict(text=title), font=FONT, height=560, margin=dict(l=70, r=20, t=60, b=70),
+        title=dict(text=escape_markup(title)), font=FONT, height=560, margin=dict(l=70, r=20, t=60, b=70),
         plot_bgcolor="white",  # masked cells show the background: make it plainly empty
         xaxis=dict(title="key (attended to)", type="category", tickfont=dict(size=size), tickangle=-60),
         yaxis=dict(title="query (attending)", type="category", autorange="reversed", tickfont=dict(size=size)),
@@ -97,11 +99,11 @@ def head_grid(
     by default 'head 0', 'head 1', ...
     """
     n_head = patterns.size(0)
-    titles = list(panel_titles) if panel_titles is not None else [f"head {h}" for h in range(n_head)]
+    titles = escape_all(panel_titles) if panel_titles is not None else [f"head {h}" for h in range(n_head)]
     if len(titles) != n_head:
         raise ValueError(f"{len(titles)} panel titles for {n_head} heads: give one per head")
     rows = math.ceil(n_head / cols)
-    labels = unique_labels(labels)
+    labels, title = unique_labels(escape_all(labels)), escape_markup(title)
     if len(labels) > GRID_MAX_TOKENS:  # zoom on the latest positions, and say so
         title = f"{title} (last {GRID_MAX_TOKENS} of {len(labels)} positions)"
         labels, patterns = labels[-GRID_MAX_TOKENS:], patterns[:, -GRID_MAX_TOKENS:, -GRID_MAX_TOKENS:]
@@ -138,10 +140,10 @@ def step_attention_figure(attention: torch.Tensor, key_labels: Sequence[str], ti
     rows = attention[:, :, -keep:].reshape(n_layer * n_head, keep).numpy()
     names = [f"L{layer} H{head}" for layer in range(n_layer) for head in range(n_head)]
     fig = go.Figure(go.Heatmap(
-        z=rows, x=unique_labels(list(key_labels)[-keep:]), y=names, zmin=0, zmax=1, colorscale=COLORSCALE,
+        z=rows, x=unique_labels(escape_all(list(key_labels)[-keep:])), y=names, zmin=0, zmax=1, colorscale=COLORSCALE,
         hovertemplate="%{y} → key %{x}: %{z:.3f}<extra></extra>", colorbar=dict(title=dict(text="weight")),
     ))
-    fig.update_layout(title=dict(text=title), font=FONT, height=max(260, 90 + 24 * len(names)),
+    fig.update_layout(title=dict(text=escape_markup(title)), font=FONT, height=max(260, 90 + 24 * len(names)),
                       xaxis=dict(title="key (earlier tokens)", type="category", tickangle=-60,
                                  tickfont=dict(size=axis_font(keep))),
                       yaxis=dict(type="category", autorange="reversed"), margin=dict(l=70, r=20, t=60, b=80))
@@ -155,7 +157,7 @@ def training_strip(frames: Sequence[tuple[Any, torch.Tensor, Sequence[str]]], ti
     and a ``label`` (``gptlab.snapshots.Snapshot``, as ``inside.head_across_training`` returns).
     """
     layout: dict[str, Any] = dict(
-        title=dict(text=title), font=FONT, height=330, plot_bgcolor="white",
+        title=dict(text=escape_markup(title)), font=FONT, height=330, plot_bgcolor="white",
         coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="weight"))),
         margin=dict(l=20, r=20, t=120, b=20), annotations=[],
     )
@@ -163,8 +165,8 @@ def training_strip(frames: Sequence[tuple[Any, torch.Tensor, Sequence[str]]], ti
     traces = []
     domains = _panel_axes(len(frames), max(len(frames), 1), gap_x=0.02)
     for i, ((snap, pattern, labels), domain) in enumerate(zip(frames, domains, strict=True)):
-        labels = unique_labels(labels)
-        axes = _add_panel(layout, i, domain, snap.label.replace(" · ", "<br>"), tick)
+        labels = unique_labels(escape_all(labels))
+        axes = _add_panel(layout, i, domain, escape_markup(snap.label).replace(" · ", "<br>"), tick)
         traces.append(go.Heatmap(z=masked(pattern), x=labels, y=labels, coloraxis="coloraxis", hoverongaps=False,
                                  hovertemplate=f"step {snap.step}<br>" + HOVER, **axes))
     return go.Figure(data=traces, layout=layout)

@@ -2,6 +2,7 @@
 logit lens, loss curves, the ladder.
 
 Plotly only (no Gradio); every function returns a ``go.Figure`` that also shows in Jupyter (``fig.show()``).
+Tokens, titles and model names are shown as written (``style.escape_markup``), never read as Plotly markup.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 import torch
 
-from .style import COLORSCALE, FONT, unique_labels
+from .style import COLORSCALE, FONT, escape_all, escape_markup, unique_labels
 
 PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 
@@ -21,7 +22,7 @@ PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#d
 def top_predictions_bar(predictions: Sequence[tuple[str, float]], title: str = "") -> go.Figure:
     """Horizontal bars of the likeliest next tokens (token, probability), the most likely on top."""
     # unique (two tokens may look alike), and a trailing space keeps "1" from becoming a number axis
-    tokens = [f"{tok} " for tok in unique_labels([tok for tok, _ in predictions])]
+    tokens = [f"{tok} " for tok in unique_labels(escape_all([tok for tok, _ in predictions]))]
     probs = [p for _, p in predictions]
     fig = go.Figure(
         go.Bar(
@@ -30,7 +31,7 @@ def top_predictions_bar(predictions: Sequence[tuple[str, float]], title: str = "
         )
     )
     fig.update_layout(
-        title=dict(text=title), font=FONT, height=320, margin=dict(l=80, r=20, t=60, b=40),
+        title=dict(text=escape_markup(title)), font=FONT, height=320, margin=dict(l=80, r=20, t=60, b=40),
         xaxis=dict(title="probability", range=[0, 1]),
         yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=14)),
     )
@@ -53,7 +54,7 @@ def head_math_bars(labels: Sequence[str], dot: torch.Tensor, weights: torch.Tens
     (``gptlab.inside.head.HeadMath``); the keys read top to bottom as the prompt does.
     """
     # unique categories (equal labels would share a bar); a trailing space keeps "1" from becoming a number
-    keys = [f"{label} " for label in unique_labels(labels)]
+    keys = [f"{label} " for label in unique_labels(escape_all(labels))]
     dots, probs = [float(d) for d in dot], [float(w) for w in weights]
     fig = go.Figure([
         go.Bar(x=dots, y=keys, orientation="h", name="q·k", marker_color=PALETTE[0], xaxis="x", yaxis="y",
@@ -63,7 +64,7 @@ def head_math_bars(labels: Sequence[str], dot: torch.Tensor, weights: torch.Tens
                hovertemplate="%{y}: weight %{x:.3f}<extra></extra>"),
     ])
     fig.update_layout(
-        title=dict(text=title), font=FONT, showlegend=False, height=max(320, 90 + 22 * len(keys)),
+        title=dict(text=escape_markup(title)), font=FONT, showlegend=False, height=max(320, 90 + 22 * len(keys)),
         xaxis=dict(domain=[0, 0.46], title="q·k (before the scale)", zeroline=True),
         xaxis2=dict(domain=[0.54, 1], title="softmax weight", range=[0, 1]),
         yaxis=dict(type="category", autorange="reversed", title="key", tickfont=dict(size=12)),
@@ -78,16 +79,16 @@ def logit_lens_figure(rows: Sequence, title: str = "") -> go.Figure:
     Each row has a ``name`` (where it reads) and ``guesses`` [(token, probability)], best first
     (``gptlab.inside.lens.LensRow``).
     """
-    names = unique_labels([r.name for r in rows])
+    names = unique_labels(escape_all([r.name for r in rows]))
     k = max((len(r.guesses) for r in rows), default=0)
     z = [[g[1] for g in r.guesses] + [None] * (k - len(r.guesses)) for r in rows]
-    text = [[f"{g[0]}<br>{g[1]:.0%}" for g in r.guesses] + [""] * (k - len(r.guesses)) for r in rows]
+    text = [[f"{escape_markup(g[0])}<br>{g[1]:.0%}" for g in r.guesses] + [""] * (k - len(r.guesses)) for r in rows]
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"#{i + 1}" for i in range(k)], y=names, text=text, texttemplate="%{text}", zmin=0, zmax=1,
         colorscale=COLORSCALE, hovertemplate="%{y}, guess %{x}: %{text}<extra></extra>",
         colorbar=dict(title=dict(text="p"), thickness=14),
     ))
-    fig.update_layout(title=dict(text=title), font=FONT, height=120 + 60 * len(rows),
+    fig.update_layout(title=dict(text=escape_markup(title)), font=FONT, height=120 + 60 * len(rows),
                       xaxis=dict(title="guess (best first)", side="top"),
                       yaxis=dict(title="read from the residual stream", autorange="reversed", type="category"),
                       margin=dict(l=120, r=20, t=90, b=30))
@@ -101,7 +102,7 @@ def candidates_figure(candidates: Sequence[tuple[str, float, float]], chosen: in
     position, since two different tokens can have the same text.
     """
     # unique names (look-alike tokens keep their own bars); a trailing space keeps digits categorical
-    tokens = [f"{t} " for t in unique_labels([t for t, _, _ in candidates])]
+    tokens = [f"{t} " for t in unique_labels(escape_all([t for t, _, _ in candidates]))]
     colours = [PALETTE[3] if i == chosen else PALETTE[0] for i in range(len(candidates))]
     fig = go.Figure([
         go.Bar(x=tokens, y=[r for _, r, _ in candidates], name="model (temperature 1)", marker_color="#a6a6a6",
@@ -110,7 +111,7 @@ def candidates_figure(candidates: Sequence[tuple[str, float, float]], chosen: in
                text=[f"{s:.0%}" for _, _, s in candidates], textposition="outside",
                hovertemplate="%{x}: %{y:.3f}<extra>after</extra>"),
     ])
-    fig.update_layout(title=dict(text=title), font=FONT, barmode="group", height=380,
+    fig.update_layout(title=dict(text=escape_markup(title)), font=FONT, barmode="group", height=380,
                       yaxis=dict(title="probability", range=[0, 1.1]), xaxis=dict(type="category"),
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=60, b=80))
     return fig
@@ -121,7 +122,7 @@ def loss_curves(metrics: Mapping[str, Mapping[str, Any]], x: str = "step") -> go
     fig = go.Figure()
     for i, (name, m) in enumerate(metrics.items()):
         history = [row for row in (m.get("history") or []) if x in row]
-        colour = PALETTE[i % len(PALETTE)]
+        colour, name = PALETTE[i % len(PALETTE)], escape_markup(name)  # a folder name, shown as written
         for key, dash in (("val_loss", "solid"), ("train_loss", "dash")):
             points = [(row[x], row[key]) for row in history if row.get(key) is not None]
             if not points:
@@ -153,7 +154,7 @@ def live_loss_figure(history: Sequence[dict[str, float]], title: str = "Live tra
                                  mode="lines+markers", name=key[:-5], line=dict(dash=dash),
                                  customdata=[r["step"] for r in history],
                                  hovertemplate="%{x:.0f} s, step %{customdata}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(title=dict(text=title), font=FONT, height=360,
+    fig.update_layout(title=dict(text=escape_markup(title)), font=FONT, height=360,
                       xaxis=dict(title="seconds of training", rangemode="tozero"),
                       yaxis=dict(title="cross-entropy loss (nats/char)", rangemode="tozero"),
                       margin=dict(l=70, r=20, t=60, b=50))
@@ -162,7 +163,7 @@ def live_loss_figure(history: Sequence[dict[str, float]], title: str = "Live tra
 
 def ladder_chart(metrics: Mapping[str, Mapping[str, Any]]) -> go.Figure:
     """Val bits per character of each model, in ladder order: one unit for char and BPE models alike."""
-    names = unique_labels(metrics)
+    names = unique_labels(escape_all(list(metrics)))
     bits = [m.get("bits_per_char", math.nan) for m in metrics.values()]
     params = [m.get("n_params", 0) for m in metrics.values()]
     fig = go.Figure(

@@ -5,6 +5,7 @@ One module for the look, so that a heatmap, a bar chart and a lesson page agree 
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +23,22 @@ PLOT_CONFIG: dict[str, Any] = {
     "toImageButtonOptions": {"format": "png", "filename": "gptlab", "scale": 2},
     "modeBarButtonsToRemove": ["lasso2d", "select2d"],
 }
+
+
+def escape_markup(text: object) -> str:
+    """Text from outside gptlab (a token, a prompt, a model's folder name) made safe for a Plotly figure.
+
+    Plotly reads a subset of HTML in titles, tick labels, legends, annotations and hover text (``<b>``,
+    ``<i>``, ``<br>``, ``<a href>``, ``<span style>``); with ``&``, ``<`` and ``>`` written as entities it
+    shows the text exactly as typed. Escape such text once, where a figure builder takes it in, and add
+    gptlab's own markup (a ``<br>`` between lines) after.
+    """
+    return html.escape(str(text), quote=False)
+
+
+def escape_all(texts: Sequence[object]) -> list[str]:
+    """``escape_markup`` of each text, in order."""
+    return [escape_markup(text) for text in texts]
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
