@@ -192,3 +192,37 @@ def test_a_browser_that_exits_at_once_fails_fast_and_is_remembered(tmp_path, kin
     assert str(browser) in first and "exited" in first and "apt-get install chromium" in first
     assert second_s < 0.5, second  # the failed start is remembered: no second wait
     assert str(browser) in second and "failed to start" in second
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@NEEDS_RENDERER
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker's browser is found in /proc")
+@pytest.mark.timeout(120)
+def test_a_browser_that_dies_is_noticed_and_the_next_export_starts_a_fresh_one():
+    fig = attention_heatmap(PATTERN, LABELS, "crash")
+    assert figure_image(fig, "svg").lstrip().startswith(b"<svg")  # a worker and its browser are up
+    workers = [pid for pid in _children(os.getpid())
+               if b"kaleido_worker.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    browsers = [pid for worker in workers for pid in _children(worker)]
+    assert browsers, "no browser found under the render worker"
+    for pid in browsers:  # a browser that crashes (killed by the system for memory, say)
+        os.kill(pid, 9)
+    start = time.monotonic()
+    with pytest.raises(ExportError, match="(?i)render"):  # this export is lost, and says so
+        figure_image(fig, "svg", timeout_s=30)
+    assert time.monotonic() - start < 15  # noticed, not waited out
+    start = time.monotonic()
+    # the next one gets a fresh worker and browser (the old worker kept its dead browser: 30 s, then an error)
+    assert figure_image(fig, "svg", timeout_s=30).lstrip().startswith(b"<svg")
+    assert time.monotonic() - start < 25

@@ -181,8 +181,9 @@ class _Renderer:
             reply = json.loads(line)
             if "fatal" in reply:  # the browser died under the render; the next export starts a fresh one
                 self._stop()
-                raise ExportError(f"The browser at {browser} stopped while rendering ({reply['fatal']}). Try "
-                                  "again; the camera button above each plot downloads a PNG without it.")
+                raise ExportError(f"The browser at {browser} exited while rendering ({reply['fatal']}). Try "
+                                  "again (a fresh one starts); the camera button above each plot downloads a PNG "
+                                  "without it.")
         if "error" in reply:
             raise ExportError(f"Could not render the figure as {fmt.upper()} ({reply['error']}). "
                               "Use the camera button above the plot for a PNG instead.")

@@ -62,7 +62,7 @@ async def serve(replies) -> int:
                 reply = {"image": base64.b64encode(image).decode("ascii")}
             except (Exception, asyncio.CancelledError) as exc:  # a dead browser cancels the render
                 if browser.subprocess.poll() is not None:
-                    answer(replies, {"fatal": f"the browser exited during the render ({type(exc).__name__})"})
+                    answer(replies, {"fatal": f"{type(exc).__name__}: {_short(exc)}"})
                     return 1
                 reply = {"error": f"{type(exc).__name__}: {_short(exc)}"}
             answer(replies, reply)
