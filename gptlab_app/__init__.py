@@ -18,7 +18,7 @@ from gptlab.errors import GptlabError
 from gptlab.markdown import code_span
 
 from .common import QUEUE_SIZE, error
-from .tabs import across, attention, closer, compare, generate, lessons, live, models, step
+from .tabs import across, attention, closer, compare, generate, inside, lessons, live, models, step
 from .teacher import TEACHER_CSS
 
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"  # the checkout's shipped models
@@ -28,7 +28,7 @@ MAX_UPLOAD = "1mb"  # the app takes no files, but Gradio's /upload route is alwa
 
 def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
     """The page over the catalog's models: a header, then the tabs in page order, number inputs guarded
-    and a queue sized for a class (the five teaching tabs need a model with attention)."""
+    and a queue sized for a class (the six teaching tabs need a model with attention)."""
     with gr.Blocks(title="gptlab") as demo:
         gr.Markdown("# gptlab: a GPT from scratch, and a look inside")
         if not catalog.names:
@@ -46,6 +46,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             visitor = across.build(catalog, demo)  # the first teaching tab makes what they share
             live.build(visitor)
             closer.build(catalog, visitor)
+            inside.build(catalog, visitor)
             step.build(catalog, visitor)
             lessons.build(catalog, visitor)
     guard_inputs(demo)

@@ -34,8 +34,19 @@ def writing(what: str) -> Iterator[None]:
 def html_file(text: str, stem: str) -> str:
     """Write a page (UTF-8) as ``<stem>.html`` in a new download folder; its path, for a gr.File.
     ExportError when the disk refuses it."""
-    path = download_folder() / f"{safe_name(stem)}.html"
-    with writing("the HTML page"):
+    return text_file(text, f"{safe_name(stem)}.html", "the HTML page")
+
+
+def csv_file(text: str, stem: str) -> str:
+    """Write a table (UTF-8 CSV text) as ``<stem>.csv`` in a new download folder; its path, for a gr.File.
+    ExportError when the disk refuses it."""
+    return text_file(text, f"{safe_name(stem)}.csv", "the CSV table")
+
+
+def text_file(text: str, name: str, what: str) -> str:
+    """Write ``text`` (UTF-8) as ``name`` in a new download folder; its path. ExportError names ``what``."""
+    path = download_folder() / name
+    with writing(what):
         path.parent.mkdir(parents=True)
         path.write_text(text, encoding="utf-8")
     return str(path)

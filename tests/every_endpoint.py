@@ -113,6 +113,19 @@ def _export(c: Client) -> None:
     assert json.loads(body[".json"].text)["model"] == "gpt"
 
 
+def _inside(c: Client) -> None:
+    """Inside a head: the keys the last character may see, largest weight first, and the same table as CSV."""
+    note, table, bars, file = call(c, "gpt", PROMPT, 0, 0, -1, False, api_name="/inside")
+    assert "head_size = " in note and "Query: position" in note, note
+    weights = [row[4] for row in table["data"]]
+    assert len(weights) == len(PROMPT) and weights == sorted(weights, reverse=True), table["data"][:3]
+    assert abs(sum(weights) - 1) < 1e-4, sum(weights)
+    _plotly(bars)
+    response = httpx.get(file["url"], timeout=30)
+    assert response.status_code == 200, f"HTTP {response.status_code} for {file['url']}"
+    assert len(list(csv.reader(io.StringIO(response.text)))) == len(PROMPT) + 1, response.text[:200]
+
+
 def _step(c: Client) -> None:
     text, note, bars, attention = call(c, "gpt", PROMPT, 0.8, 0, 1.0, 1337, False, api_name="/step")
     assert text.startswith(PROMPT) and len(text) == len(PROMPT) + 1, text
@@ -162,6 +175,7 @@ CHECKS: dict[str, Callable[[Client], None]] = {
     "/live_stop": _live_stop,
     "/closer": _closer,
     "/export": _export,
+    "/inside": _inside,
     "/step": _step,
     "/lesson": _lesson,
     "/lesson_html": _lesson_html,

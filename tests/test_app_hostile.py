@@ -171,6 +171,23 @@ def test_attention_takes_any_input(client, tried, catalog, model, prompt, layer,
         assert 0 <= layer < catalog.get(model).config.n_layer and 0 <= head < catalog.get(model).config.n_head
 
 
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "gpt-bpe", "live"]), prompt=prompts(), layer=whole_numbers(0, 1),
+       head=whole_numbers(0, 3), query=st.one_of(whole_numbers(-1, 64), st.integers()))
+def test_inside_takes_any_input(client, tried, catalog, model, prompt, layer, head, query):
+    tried["inside"] = tried.get("inside", 0) + 1
+    ok, result = call(client, "/inside", model, prompt, layer, head, query, False)
+    if ok:
+        note, table, bars, file = result
+        config = catalog.get(model).config
+        assert 0 <= layer < config.n_layer and 0 <= head < config.n_head and len(prompt) <= MAX_PROMPT_CHARS
+        weights = [row[4] for row in table["data"]]
+        assert 1 <= len(weights) <= config.block_size  # the work is cropped to the context
+        assert weights == sorted(weights, reverse=True) and abs(sum(weights) - 1) < 1e-4
+        assert file["path"].endswith(".csv")
+
+
 @settings(max_examples=60, deadline=None)
 @given(prompt=st.one_of(st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=300), st.text(max_size=80)))
 def test_attention_view_takes_any_text(catalog, prompt):
@@ -191,15 +208,16 @@ def test_attention_view_takes_any_text(catalog, prompt):
 
 @pytest.mark.slow
 def test_the_server_still_answers_after_the_hostile_batches(client, tried):
-    """Runs after the three property tests above (file order): no batch left the server broken."""
+    """Runs after the four property tests above (file order): no batch left the server broken."""
     assert answers(client)
-    assert sum(tried.values()) >= 90, tried
+    assert sum(tried.values()) >= 120, tried
 
 
 NUMERIC_FIELDS = {
     "/generate": (["gpt", "All:", 5, 0.8, 0, 1.0, 1], [2, 3, 4, 5, 6]),
     "/compare": (["bigram", "gpt", "All:", 5, 0.8, 1], [3, 4, 5]),
     "/attention": (["gpt", "All:", 0, 0, -1], [2, 3, 4]),
+    "/inside": (["gpt", "All:", 0, 0, -1, False], [2, 3, 4]),
 }
 
 
@@ -218,7 +236,8 @@ def test_non_finite_and_mistyped_numbers_in_raw_json_are_refused_clearly(server,
         if "event: error" in stream:  # refused: with a message, never {"error": null}
             assert '"error": null' not in stream and "Traceback" not in stream, (api, index, value, stream[-300:])
         else:  # accepted only where the value is legitimately empty (an empty seed means "random")
-            assert value == "null" and (api, index) in {("/generate", 6), ("/compare", 5), ("/attention", 4)}, (
+            assert value == "null" and (api, index) in {("/generate", 6), ("/compare", 5), ("/attention", 4),
+                                                        ("/inside", 4)}, (
                 api, index, value, stream[-300:])
     assert answers(client)
 
@@ -328,3 +347,5 @@ def test_worst_case_requests_finish_quickly(client):
     assert ok and len(text) == len(prompt) + MAX_NEW_TOKENS
     ok, (note, heatmap, *_) = call(client, "/attention", "gpt", prompt, 1, 3, -1)
     assert ok and "cropped" in note and len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64
+    ok, (note, table, *_) = call(client, "/inside", "gpt", prompt, 1, 3, -1, False)
+    assert ok and "cropped" in note and len(table["data"]) == 64

@@ -81,6 +81,8 @@ API = {
                 ("position", "Number"), ("teacher", "Checkbox")],
     "/export": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
                 ("teacher", "Checkbox")],
+    "/inside": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
+                ("query", "Number"), ("teacher", "Checkbox")],
     "/step": [("model", "Dropdown"), ("text", "Textbox"), ("temperature", "Slider"), ("top_k", "Slider"),
               ("top_p", "Slider"), ("seed", "Number"), ("teacher", "Checkbox")],
     "/lesson": LESSON_FIELDS,
