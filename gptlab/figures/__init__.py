@@ -3,6 +3,7 @@
 - ``attention.py``: every attention matrix (one head, a grid of heads, rollout, a step's rows, a head
   across training)
 - ``charts.py``: bars (next tokens, rollout, one head's q·k and weights), the logit lens, loss curves, the ladder
+- ``text.py``: text coloured token by token (a model's surprise in bits, or A minus B)
 - ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON, ``escape_markup`` (text
   from outside shown as written, never read as Plotly's HTML-like markup)
 - ``export.py``: CSV/JSON of a matrix, PNG/SVG through kaleido (``kaleido_worker.py`` renders, in its
@@ -39,10 +40,12 @@ from .style import (
     teacher_style,
     unique_labels,
 )
+from .text import surprise_text_figure
 
 __all__ = [
     "COLORSCALE", "PLOT_CONFIG", "TEACHER_COLORSCALE", "attention_heatmap", "candidates_figure", "contribution_bar",
     "escape_markup", "figure_json", "head_average", "head_grid", "head_math_bars", "ladder_chart", "live_loss_figure",
-    "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "teacher_style",
+    "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "surprise_text_figure",
+    "teacher_style",
     "top_predictions_bar", "training_strip", "unique_labels",
 ]

@@ -13,6 +13,8 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 - ``induction_probe`` -> ``InductionProbe``: every head's induction score on repeated random strings (induction.py)
 - ``ablate``, ``rank_heads``: switch heads off; rank them by how much the loss rises without each (ablation.py)
 - ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
+- ``surprise`` -> ``Surprise``: bits, rank and top guesses at every token of a text; ``surprise_difference``
+  (A minus B) and ``context_pays`` (what context saves inside words and at their start) (surprise.py)
 """
 
 from .ablation import ablate, rank_heads
@@ -32,11 +34,22 @@ from .heads import HeadLabel, describe, label_heads, unit_for
 from .induction import InductionProbe, induction_probe
 from .lens import LensRow, logit_lens, rollout
 from .steps import Step, step_once
+from .surprise import (
+    ContextPays,
+    Surprise,
+    SurpriseDifference,
+    context_pays,
+    context_pays_caption,
+    surprise,
+    surprise_difference,
+)
 
 __all__ = [
     "AcrossView", "AttentionView", "CloserLook", "HeadLabel", "HeadMath", "HeadView", "LensRow", "Step",
     "across_view", "attention_view", "attention_view_ids", "closer_look", "describe", "has_attention",
     "head_across_training", "head_math",
     "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
+    "ContextPays", "Surprise", "SurpriseDifference", "context_pays", "context_pays_caption", "surprise",
+    "surprise_difference",
     "InductionProbe", "ablate", "induction_probe", "rank_heads",
 ]
