@@ -145,6 +145,7 @@ def test_bad_input_is_refused_clearly():
         surprise(model, TOKENIZER, "ab\u00e9cd")
 
 
+@pytest.mark.slow  # scores 2,000 characters with the shipped gpt: ~10 s on 2 cores
 def test_the_caption_reproduces_the_shipped_checkpoints_numbers_from_the_data():
     gpt, bigram = (load_checkpoint(REPO / "checkpoints" / name) for name in ("gpt", "bigram"))
     text = validation_text(load_text(), gpt.tokenizer)
