@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,9 @@ from gptlab.inside.explore import token_labels
 TOKENS = list("a,a\n")
 LABELS = token_labels(TOKENS)
 PATTERN = torch.tensor([[1.0, 0, 0, 0], [0.25, 0.75, 0, 0], [0.5, 0.25, 0.25, 0], [0.1, 0.2, 0.3, 0.4]])
+
+# the stand-in browsers run with a PATH that may hold no coreutils (the no-browser test drops /usr/bin)
+SLEEP = shutil.which("sleep") or "/bin/sleep"
 
 
 def test_csv_has_token_labels_and_leaves_the_future_empty():
@@ -128,7 +132,7 @@ def _processes_running(needle: str) -> list[str]:
 @pytest.mark.timeout(90)
 def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path, browser_at):
     stuck = tmp_path / "stuck-browser"  # starts like a browser, never speaks the DevTools protocol
-    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.write_text(f"#!/bin/sh\nexec {SLEEP} 600\n")
     stuck.chmod(0o755)
     browser_at(stuck)
     fig = attention_heatmap(PATTERN, LABELS, "stuck")
@@ -146,7 +150,7 @@ def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path
 def test_export_works_again_after_a_stuck_browser(tmp_path, browser_at):
     found = browser_available()
     stuck = tmp_path / "stuck-browser"
-    stuck.write_text("#!/bin/sh\nexec sleep 600\n")
+    stuck.write_text(f"#!/bin/sh\nexec {SLEEP} 600\n")
     stuck.chmod(0o755)
     browser_at(stuck)
     fig = attention_heatmap(PATTERN, LABELS, "again")
