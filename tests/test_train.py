@@ -127,6 +127,19 @@ def test_a_corpus_without_a_newline_trains(tmp_path):
     assert set(metrics["sample"]) <= set(data.read_text())
 
 
+def test_a_run_without_out_leaves_the_shipped_checkpoints_alone(tmp_path):
+    """python -m train <preset> writes runs/<preset>, never checkpoints/<preset> (the models the app serves)."""
+    data = tmp_path / "text.txt"
+    data.write_text("To be, or not to be, that is the question.\n" * 40, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "train", "bigram", f"data={data}", "progress=false", "max_iters=4",
+                             "eval_iters=1", "threads=1"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "runs" / "bigram" / "model.safetensors").is_file()
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_unwritable_output_fails_before_training(tiny_text_file, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -19,7 +19,7 @@ class TrainConfig:
     data: str = "tinyshakespeare"  # 'tinyshakespeare' (shipped with gptlab, verified) or a path to a UTF-8 text file
     tokenizer: str = "char"  # char | bpe
     bpe_vocab_size: int = 512  # only for tokenizer=bpe
-    out: str = ""  # checkpoint folder; default checkpoints/<preset>
+    out: str = ""  # checkpoint folder; default runs/<preset> (the shipped checkpoints/ stay untouched)
     max_iters: int = 5000  # optimizer steps; the learning-rate schedule spans them
     stop_at: int = 0  # end this run early at this step (0 = run to max_iters); resume later
     max_time: float = 0.0  # stop after this many seconds of wall time (0 = no limit)
