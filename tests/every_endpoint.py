@@ -126,6 +126,23 @@ def _inside(c: Client) -> None:
     assert len(list(csv.reader(io.StringIO(response.text)))) == len(PROMPT) + 1, response.text[:200]
 
 
+def _ablate(c: Client) -> None:
+    """Knock out heads: two heads of gpt off; the next-token bars before and after, the bits per character."""
+    note, after, bits = call(c, "gpt", PROMPT, ["L0 H0", "L1 H2"], "zero", False, api_name="/ablate")
+    assert "Switched off: L0 H0, L1 H2 (zero mode)" in note and "nats/token" in note, note
+    assert len(_plotly(after)["data"]) == 2
+    assert len(_plotly(bits)["data"][0]["y"]) == len(PROMPT) - 1
+
+
+def _rank(c: Client) -> None:
+    """Every head of blocks (the smallest model with several layers) ranked by the rise in validation loss."""
+    note, bars, table = call(c, "blocks", "zero", False, api_name="/rank")
+    assert "12 of 12 heads" in note, note
+    rises = [row[2] for row in table["data"]]
+    assert len(rises) == 12 and rises == sorted(rises, reverse=True), table["data"][:3]
+    _plotly(bars)
+
+
 def _step(c: Client) -> None:
     text, note, bars, attention = call(c, "gpt", PROMPT, 0.8, 0, 1.0, 1337, False, api_name="/step")
     assert text.startswith(PROMPT) and len(text) == len(PROMPT) + 1, text
@@ -176,6 +193,8 @@ CHECKS: dict[str, Callable[[Client], None]] = {
     "/closer": _closer,
     "/export": _export,
     "/inside": _inside,
+    "/ablate": _ablate,
+    "/rank": _rank,
     "/step": _step,
     "/lesson": _lesson,
     "/lesson_html": _lesson_html,

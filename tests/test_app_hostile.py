@@ -188,6 +188,48 @@ def test_inside_takes_any_input(client, tried, catalog, model, prompt, layer, he
         assert file["path"].endswith(".csv")
 
 
+def head_lists() -> st.SearchStrategy:
+    """Checkbox values: names the tiny models have, lack or cannot have, and values of the wrong type."""
+    names = st.sampled_from(["all attention", "L0 H0", "L0 H1", "L1 H3", "L0 H4", "L2 H0", "L9 H9", "l0 h0",
+                             "L0H0", "L-1 H0", "L0 H0 ", ""])
+    return st.one_of(st.lists(names, max_size=6), st.lists(st.text(max_size=8), max_size=3),
+                     st.lists(st.one_of(st.integers(), st.none(), st.floats(allow_nan=False)), max_size=3),
+                     st.none(), st.text(max_size=6), st.integers())
+
+
+MODES = st.one_of(st.sampled_from(["zero", "mean"]), st.sampled_from(["", "ZERO", "half", None, 0]),
+                  st.text(max_size=6))
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "gpt-bpe", "live"]), prompt=prompts(), heads=head_lists(), mode=MODES)
+def test_ablate_takes_any_input(client, tried, catalog, model, prompt, heads, mode):
+    tried["ablate"] = tried.get("ablate", 0) + 1
+    ok, result = call(client, "/ablate", model, prompt, heads, mode, False)
+    if ok:
+        note, after, bits = result
+        config = catalog.get(model).config
+        assert mode in ("zero", "mean") and len(prompt) <= MAX_PROMPT_CHARS
+        assert f"({mode} mode)" in note
+        before_probs, after_probs = (trace["x"] for trace in json.loads(after["plot"])["data"])
+        assert len(before_probs) == len(after_probs) <= 10
+        assert len(json.loads(bits["plot"])["data"][0]["x"]) <= config.block_size - 1  # cropped to the context
+        if not heads:
+            assert before_probs == after_probs
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "gpt-bpe", "live"]), mode=MODES)
+def test_rank_takes_any_input(client, tried, model, mode):
+    tried["rank"] = tried.get("rank", 0) + 1
+    ok, result = call(client, "/rank", model, mode, False)
+    if ok:  # the tiny models record no training text, so there is no validation loss to rank by
+        note, bars, table = result
+        assert mode in ("zero", "mean") and table["data"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(prompt=st.one_of(st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=300), st.text(max_size=80)))
 def test_attention_view_takes_any_text(catalog, prompt):
@@ -208,9 +250,9 @@ def test_attention_view_takes_any_text(catalog, prompt):
 
 @pytest.mark.slow
 def test_the_server_still_answers_after_the_hostile_batches(client, tried):
-    """Runs after the four property tests above (file order): no batch left the server broken."""
+    """Runs after the property tests above (file order): no batch left the server broken."""
     assert answers(client)
-    assert sum(tried.values()) >= 120, tried
+    assert sum(tried.values()) >= 180, tried
 
 
 NUMERIC_FIELDS = {
@@ -349,3 +391,5 @@ def test_worst_case_requests_finish_quickly(client):
     assert ok and "cropped" in note and len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64
     ok, (note, table, *_) = call(client, "/inside", "gpt", prompt, 1, 3, -1, False)
     assert ok and "cropped" in note and len(table["data"]) == 64
+    ok, (note, after, bits) = call(client, "/ablate", "gpt", prompt, ["all attention"], "mean", False)
+    assert ok and "cropped" in note and len(json.loads(bits["plot"])["data"][0]["x"]) == 63

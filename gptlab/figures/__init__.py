@@ -22,9 +22,12 @@ from .attention import (
     training_strip,
 )
 from .charts import (
+    before_after_bars,
+    bits_change_bar,
     candidates_figure,
     contribution_bar,
     head_math_bars,
+    head_ranking_bar,
     ladder_chart,
     live_loss_figure,
     logit_lens_figure,
@@ -47,5 +50,6 @@ __all__ = [
     "escape_markup", "figure_json", "head_average", "head_grid", "head_math_bars", "ladder_chart", "live_loss_figure",
     "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "surprise_text_figure",
     "teacher_style",
-    "top_predictions_bar", "training_strip", "unique_labels",
+    "top_predictions_bar", "training_strip", "unique_labels", "before_after_bars", "bits_change_bar",
+    "head_ranking_bar",
 ]

@@ -1,5 +1,5 @@
 """Charts that are not attention matrices: next-token bars, rollout bars, one head's q·k and weights, the
-logit lens, loss curves, the ladder.
+logit lens, loss curves, the ladder, and ablation's before/after bars, bits per character and head ranking.
 
 Plotly only (no Gradio); every function returns a ``go.Figure`` that also shows in Jupyter (``fig.show()``).
 Tokens, titles and model names are shown as written (``style.escape_markup``), never read as Plotly markup.
@@ -178,5 +178,55 @@ def ladder_chart(metrics: Mapping[str, Mapping[str, Any]]) -> go.Figure:
         title=dict(text="Tiny Shakespeare, whole val split: bits per character, one rung at a time (lower is better)"),
         font=FONT, yaxis=dict(title="val bits per character", range=[0, max(bits, default=1) * 1.25]),
         margin=dict(l=70, r=20, t=60, b=50), plot_bgcolor="white",
+    )
+    return fig
+
+
+def before_after_bars(candidates: Sequence[tuple[str, float, float]], title: str = "") -> go.Figure:
+    """Next-token probabilities with every head (before) and with some switched off (after), a row of two
+    bars per candidate (token, p before, p after), likeliest before on top."""
+    tokens = [f"{tok} " for tok in unique_labels(escape_all([tok for tok, _, _ in candidates]))]
+    fig = go.Figure([
+        go.Bar(x=[b for _, b, _ in candidates], y=tokens, orientation="h", name="before", marker_color=PALETTE[0],
+               hovertemplate="%{y}: %{x:.3f} before<extra></extra>"),
+        go.Bar(x=[a for _, _, a in candidates], y=tokens, orientation="h", name="after", marker_color=PALETTE[1],
+               hovertemplate="%{y}: %{x:.3f} after<extra></extra>"),
+    ])
+    fig.update_layout(
+        title=dict(text=escape_markup(title)), font=FONT, barmode="group", height=max(320, 80 + 34 * len(tokens)),
+        xaxis=dict(title="probability", range=[0, 1]), legend=dict(orientation="h", y=-0.15),
+        yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=14)),
+        margin=dict(l=80, r=20, t=60, b=80),
+    )
+    return fig
+
+
+def bits_change_bar(labels: Sequence[str], delta_bits: torch.Tensor, title: str = "") -> go.Figure:
+    """One bar per predicted token of a prompt: how many more bits (red) or fewer (blue) it costs after a change.
+
+    ``labels`` are the tokens predicted, ``[pos - 1]`` like ``delta_bits`` (position t's bar is token t + 1).
+    """
+    names = [f"{label} " for label in unique_labels(escape_all(labels))]
+    values = [float(v) for v in delta_bits]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=[PALETTE[3] if v > 0 else PALETTE[0] for v in values],
+                           hovertemplate="%{x}: %{y:+.2f} bits<extra></extra>"))
+    fig.update_layout(
+        title=dict(text=escape_markup(title)), font=FONT, height=340, margin=dict(l=60, r=20, t=60, b=80),
+        xaxis=dict(type="category", title="predicted token", tickangle=-60), yaxis=dict(title="change in bits"),
+    )
+    return fig
+
+
+def head_ranking_bar(rows: Sequence[tuple[str, float]], title: str = "") -> go.Figure:
+    """Heads as horizontal bars (name, rise in loss), in the order given (most needed first, on top)."""
+    names = [f"{name} " for name, _ in rows]
+    values = [v for _, v in rows]
+    fig = go.Figure(go.Bar(x=values, y=unique_labels(escape_all(names)), orientation="h",
+                           marker_color=[PALETTE[3] if v > 0 else PALETTE[0] for v in values],
+                           hovertemplate="%{y}: %{x:+.4f} nats/token<extra></extra>"))
+    fig.update_layout(
+        title=dict(text=escape_markup(title)), font=FONT, height=max(320, 80 + 20 * len(rows)),
+        xaxis=dict(title="rise in val loss without the head (nats/token)"),
+        yaxis=dict(type="category", autorange="reversed"), margin=dict(l=80, r=20, t=60, b=50),
     )
     return fig

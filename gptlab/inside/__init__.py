@@ -11,13 +11,14 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 - ``closer_look`` -> ``CloserLook``: labels, one head, rollout and lens together (closer.py)
 - ``across_view`` -> ``AcrossView``: one head on the snapshots of a training (across.py)
 - ``induction_probe`` -> ``InductionProbe``: every head's induction score on repeated random strings (induction.py)
-- ``ablate``, ``rank_heads``: switch heads off; rank them by how much the loss rises without each (ablation.py)
+- ``ablate``, ``rank_heads``: switch heads off; rank them by how much the loss rises without each (ablation.py);
+  ``ablation_view`` -> ``AblationView``: a prompt's next token, bits and val loss with and without some heads
 - ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
 - ``surprise`` -> ``Surprise``: bits, rank and top guesses at every token of a text; ``surprise_difference``
   (A minus B) and ``context_pays`` (what context saves inside words and at their start) (surprise.py)
 """
 
-from .ablation import ablate, rank_heads
+from .ablation import AblationView, ablate, ablation_view, rank_heads
 from .across import AcrossView, across_view, head_across_training
 from .closer import CloserLook, closer_look
 from .explore import (
@@ -51,5 +52,5 @@ __all__ = [
     "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
     "ContextPays", "Surprise", "SurpriseDifference", "context_pays", "context_pays_caption", "surprise",
     "surprise_difference",
-    "InductionProbe", "ablate", "induction_probe", "rank_heads",
+    "InductionProbe", "ablate", "induction_probe", "rank_heads", "AblationView", "ablation_view",
 ]

@@ -14,8 +14,10 @@ context sees its ablation, so a web server's requests cannot see each other's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Literal
 
@@ -25,9 +27,12 @@ from torch import nn
 
 from ..errors import InputError
 from ..hooks import hook_points, hooks, run_with_cache
+from ..tokenizers import Tokenizer, visible_tokens
+from .explore import encode_prompt, token_labels
 
 Mode = Literal["zero", "mean"]
 MODES = ("zero", "mean")
+NEXT_TOKENS = 10  # candidates an AblationView lists: the likeliest before or after
 
 
 def attention_shape(model: nn.Module) -> tuple[int, int]:
@@ -112,13 +117,16 @@ def ablated_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.T
 
 @torch.no_grad()
 def rank_heads(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
-               mode: Mode = "zero") -> list[tuple[int, int, float]]:
+               mode: Mode = "zero", time_limit_s: float | None = None) -> list[tuple[int, int, float]]:
     """Every head as (layer, head, delta_loss), most needed first: delta_loss is how much the mean
     loss on ``batches`` (nats per token) rises when that head alone is switched off.
 
     A head of layer L changes nothing before layer L, so the residual stream entering each layer is
     computed once and only layers L.. run again per head: about 40% less work for a 6-layer model.
+    With ``time_limit_s``, heads are measured in layer order until that many seconds have passed and
+    only those measured are returned (fewer rows than ``all_heads(model)`` means it stopped early).
     """
+    start = time.monotonic()
     base = mean_loss(model, batches)
     n_layer, n_head = attention_shape(model)
     entering = ["hook_embed"] + [f"transformer.h.{layer}.hook_resid_post" for layer in range(n_layer - 1)]
@@ -126,6 +134,8 @@ def rank_heads(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Ten
     rows = []
     for layer in range(n_layer):
         for head in range(n_head):
+            if time_limit_s is not None and time.monotonic() - start > time_limit_s:
+                return sorted(rows, key=lambda row: -row[2])
             with ablate(model, {(layer, head)}, mode):
                 loss = sum(_loss_from(model, layer, cache[entering[layer]], y)
                            for cache, (_, y) in zip(caches, batches, strict=True)) / len(batches)
@@ -139,3 +149,85 @@ def _loss_from(model: nn.Module, start: int, resid: torch.Tensor, targets: torch
         resid = layer(resid)
     logits = model.unembed(resid)  # (B, T, vocab)
     return float(F.cross_entropy(logits.flatten(0, 1), targets.flatten()))
+
+
+@dataclass(frozen=True)
+class AblationView:
+    """One prompt with and without ``heads`` switched off: what the model predicts next, how surprised it is
+    by each character of the prompt, and its mean loss on fixed validation batches.
+
+    ``ids``, ``tokens`` and ``labels`` are ``[pos]`` for the prompt's last block_size tokens (``dropped``
+    were cut from its start); ``before``/``after`` are the next-token probabilities after the last token,
+    ``[vocab]``; ``bits_before``/``bits_after`` are ``[pos - 1]``: at position t, -log2 of the probability
+    given to token t + 1 (the prompt's own next character), in bits. ``loss_before``/``loss_after``: mean
+    cross-entropy in nats per token on the batches given, None when none were given. ``next_tokens`` lists
+    the tokens likeliest before or after, likeliest before first.
+    """
+
+    heads: tuple[tuple[int, int], ...]  # sorted (layer, head) pairs switched off
+    mode: Mode
+    ids: list[int]
+    tokens: list[str]  # visible_tokens: ␣ for a space, ↵ for a newline, bytes as <E5>
+    labels: list[str]  # "position:token", unique
+    dropped: int
+    before: torch.Tensor  # [vocab]
+    after: torch.Tensor  # [vocab]
+    bits_before: torch.Tensor  # [pos - 1]
+    bits_after: torch.Tensor  # [pos - 1]
+    loss_before: float | None
+    loss_after: float | None
+    next_tokens: list[tuple[str, float, float]]  # the NEXT_TOKENS likeliest before or after: (token, before, after)
+
+    @property
+    def delta_bits(self) -> torch.Tensor:
+        """[pos - 1]: how many more bits each next character of the prompt costs with the heads off."""
+        return self.bits_after - self.bits_before
+
+    @property
+    def delta_loss(self) -> float | None:
+        """How much the mean validation loss rises with the heads off (nats per token); None without batches."""
+        return None if self.loss_before is None else self.loss_after - self.loss_before
+
+
+def ablation_view(model: nn.Module, tokenizer: Tokenizer, prompt: str, heads: Iterable[tuple[int, int]] | str,
+                  mode: Mode = "zero",
+                  batches: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> AblationView:
+    """The prompt (cropped to the model's context) run with all heads and with ``heads`` switched off, and
+    the mean loss on ``batches`` both ways (see AblationView).
+
+    InputError for a head the model lacks or an unknown mode (before any work); GptlabError for an empty
+    prompt or characters the tokenizer lacks.
+    """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    chosen = check_heads(model, heads)
+    ids, dropped = encode_prompt(tokenizer, prompt, model.config.block_size)
+    x = torch.tensor([ids])
+    logits_before = _logits(model, x)
+    loss_before = mean_loss(model, batches) if batches else None
+    with ablate(model, chosen, mode):
+        logits_after = _logits(model, x)
+        loss_after = mean_loss(model, batches) if batches else None
+    tokens = visible_tokens(tokenizer, ids)
+    before, after = torch.softmax(logits_before[-1], -1), torch.softmax(logits_after[-1], -1)
+    top = torch.maximum(before, after).topk(min(NEXT_TOKENS, before.numel())).indices.tolist()
+    top.sort(key=lambda i: -float(before[i]))
+    return AblationView(
+        heads=tuple(sorted(chosen)), mode=mode, ids=ids, tokens=tokens, labels=token_labels(tokens), dropped=dropped,
+        before=before, after=after, bits_before=_bits(logits_before, ids), bits_after=_bits(logits_after, ids),
+        loss_before=loss_before, loss_after=loss_after,
+        next_tokens=[(label, float(before[i]), float(after[i]))
+                     for label, i in zip(visible_tokens(tokenizer, top), top, strict=True)],
+    )
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(pos, vocab) float logits of one sequence."""
+    return model(x)[0][0].float()
+
+
+def _bits(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """[pos - 1]: -log2 p(ids[t + 1]) under the logits at position t."""
+    log_probs = torch.log_softmax(logits[:-1], -1)
+    return -log_probs.gather(1, torch.tensor(ids[1:])[:, None])[:, 0] / torch.log(torch.tensor(2.0))
