@@ -173,6 +173,13 @@ def test_lesson_resolves_the_best_head_and_gives_a_share_link(client):
     assert len(plot_json(own[1])["data"][0]["x"]) == len("All:\n") + 40  # seeded continuation included
 
 
+def test_a_lesson_asked_without_a_prompt_draws_on_its_own(client):
+    """The API's prompt defaults to '': a script that names only the lesson gets the lesson's own prompt."""
+    named = client.predict("speaker", "gpt", "", 0, 0, -1, -1, False, api_name="/lesson")
+    spelled = client.predict("speaker", "gpt", LESSONS["speaker"].prompt, 0, 0, -1, -1, False, api_name="/lesson")
+    assert named[1] == spelled[1] and named[0] == spelled[0]
+
+
 def test_a_lesson_view_downloads_as_one_html_file_that_needs_no_server(client):
     args = ("previous-char", "gpt", "First Citizen:\nBefore we proceed any further", 0, 0, -1, -1, True)
     _, heat, _, layer, head, _ = client.predict(*args, api_name="/lesson")

@@ -38,6 +38,8 @@ from ..teacher import TEACHER_JS
 
 def page_of(catalog: Catalog, lesson_id, model, prompt, seed, extend, layer, head, teacher) -> LessonPage:
     """The tab's values as a lesson view, drawn by the library (values checked first; GptlabError if bad)."""
+    if lesson_id in LESSONS and not (prompt or "").strip():
+        prompt = LESSONS[lesson_id].prompt  # an API call that leaves the prompt out gets the lesson's own
     prompt = checked_prompt(prompt)
     checkpoint = get_model(catalog, model, None)
     config = checkpoint.config
