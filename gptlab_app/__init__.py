@@ -59,13 +59,18 @@ def guard_inputs(demo: gr.Blocks) -> None:
     """Make every event input refuse a value of the wrong type with a clear message.
 
     Gradio's Number and Slider preprocessing crash on None, strings, NaN or infinity sent through
-    the API (int(nan), None < 0), which reaches the caller as an anonymous error.
+    the API (int(nan), None < 0), and CheckboxGroup's on anything but a list (iterating None), which
+    reaches the caller as an anonymous error.
     """
     for fn in demo.fns.values():
         for component in fn.inputs:
-            if isinstance(component, (gr.Number, gr.Slider)) and not getattr(component, "_guarded", False):
+            if getattr(component, "_guarded", False):
+                continue
+            if isinstance(component, (gr.Number, gr.Slider)):
                 component.preprocess = _numeric_preprocess(component, component.preprocess)
-                component._guarded = True
+            elif isinstance(component, gr.CheckboxGroup):
+                component.preprocess = _choices_preprocess(component, component.preprocess)
+            component._guarded = True
 
 
 def _numeric_preprocess(component, preprocess):
@@ -84,6 +89,18 @@ def _numeric_preprocess(component, preprocess):
             raise
         except (ValueError, OverflowError, TypeError):
             raise error(message) from None
+
+    return checked
+
+
+def _choices_preprocess(component, preprocess):
+    def checked(payload):
+        if payload is None:  # no box ticked
+            return []
+        if not isinstance(payload, list):
+            shown = repr(payload) if len(repr(payload)) <= 40 else repr(payload)[:40] + "…"
+            raise error(f"{component.label or 'a checkbox group'} must be a list of choices, got {shown}.")
+        return preprocess(payload)
 
     return checked
 

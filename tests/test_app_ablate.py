@@ -14,8 +14,8 @@ from gradio_client.exceptions import AppError
 
 from gptlab.classroom.catalog import Catalog
 from gptlab.inside.ablation import ablation_view, rank_heads
+from gptlab.inside.ablation import shakespeare_val_batches as val_batches
 from gptlab_app import build_app, launch_options
-from gptlab_app.tabs.ablate import val_batches
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 PROMPT = "ROMEO:\nBut soft, what light"  # every character is in the shipped char models' vocabulary

@@ -230,6 +230,17 @@ def test_rank_takes_any_input(client, tried, model, mode):
         assert mode in ("zero", "mean") and table["data"]
 
 
+@pytest.mark.parametrize("heads", [None, "L0 H0", 7, {"L0": 0}])
+def test_a_checkbox_group_sent_no_list_is_answered_clearly(client, heads):
+    """Gradio's CheckboxGroup iterates what it is sent: None (nothing ticked) means no head, anything else but a
+    list gets a message naming the input, never the anonymous error."""
+    ok, result = call(client, "/ablate", "gpt", "First Citizen:", heads, "zero", False)
+    if heads is None:
+        assert ok and "Switched off: no head" in result[0]
+    else:
+        assert not ok and "heads to switch off must be a list" in result
+
+
 @settings(max_examples=60, deadline=None)
 @given(prompt=st.one_of(st.text(alphabet=st.sampled_from(NASTY + VOCAB), max_size=300), st.text(max_size=80)))
 def test_attention_view_takes_any_text(catalog, prompt):

@@ -14,7 +14,10 @@ context sees its ablation, so a web server's requests cannot see each other's.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import Checkpoint
+from ..data import TINY_SHAKESPEARE, TokenSplits, eval_batches, load_text
 from ..errors import InputError
 from ..hooks import hook_points, hooks, run_with_cache
 from ..tokenizers import Tokenizer, visible_tokens
@@ -231,3 +236,65 @@ def _bits(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
     """[pos - 1]: -log2 p(ids[t + 1]) under the logits at position t."""
     log_probs = torch.log_softmax(logits[:-1], -1)
     return -log_probs.gather(1, torch.tensor(ids[1:])[:, None])[:, 0] / torch.log(torch.tensor(2.0))
+
+
+# --- heads by name and the validation batches, as the app's "Knock out heads" tab asks for them
+
+ALL_ATTENTION = "all attention"  # the name that switches off every head of every layer
+# Validation loss on the first VAL_BATCHES of training's fixed evaluation draws (seed EVAL_SEED) with
+# VAL_ROWS rows of block_size tokens each: cheap enough to rank every head of the shipped gpt in seconds.
+VAL_BATCHES, VAL_ROWS = 4, 8
+_batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {block_size: batches}
+_batches_lock = threading.Lock()
+
+
+def head_name(layer: int, head: int) -> str:
+    """A head's short name, 'L0 H3'."""
+    return f"L{layer} H{head}"
+
+
+def head_choices(n_layer: int, n_head: int) -> list[str]:
+    """Every name a model of this shape answers to: 'all attention', then every head layer by layer."""
+    return [ALL_ATTENTION] + [head_name(layer, head) for layer in range(n_layer) for head in range(n_head)]
+
+
+def heads_from_names(model: nn.Module, names, label: str = "this model") -> set[tuple[int, int]] | str:
+    """Names such as 'L0 H1' as (layer, head) pairs, or 'all' for 'all attention'; None is no head.
+
+    Raises InputError naming the model's heads (``label`` names the model) for a name it lacks.
+    """
+    if names is None:
+        return set()
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise InputError(f"heads must be a list of head names such as 'L0 H1' (or {ALL_ATTENTION!r}), got {names!r}.")
+    if ALL_ATTENTION in names:
+        return "all"
+    n_layer, n_head = attention_shape(model)
+    chosen = set()
+    for name in names:
+        found = re.fullmatch(r"L(\d{1,4}) H(\d{1,4})", name) if isinstance(name, str) else None
+        if not found or not (int(found[1]) < n_layer and int(found[2]) < n_head):
+            raise InputError(f"{label} has no head {name!r}: its heads are L0 H0..L{n_layer - 1} H{n_head - 1}.")
+        chosen.add((int(found[1]), int(found[2])))
+    return chosen
+
+
+def check_mode(mode) -> str:
+    """The ablation mode, else InputError listing the modes."""
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    return mode
+
+
+def shakespeare_val_batches(checkpoint: Checkpoint) -> list | None:
+    """The first VAL_BATCHES fixed evaluation batches of Tiny Shakespeare's validation split for this model,
+    or None when its config does not say it was trained on Tiny Shakespeare (the one text that ships)."""
+    if checkpoint.info.get("data") != TINY_SHAKESPEARE:
+        return None
+    tokenizer, block = checkpoint.tokenizer, checkpoint.config.block_size
+    with _batches_lock:
+        held = _batches.setdefault(tokenizer, {})
+        if block not in held:
+            val = TokenSplits.from_ids(tokenizer.encode(load_text(TINY_SHAKESPEARE))).val
+            held[block] = eval_batches(val, VAL_BATCHES, VAL_ROWS, block)
+        return held[block]

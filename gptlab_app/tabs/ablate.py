@@ -4,82 +4,38 @@ change in validation loss; a second button ranks every head by how much the vali
 
 from __future__ import annotations
 
-import re
-import threading
 import time
-import weakref
 
 import gradio as gr
 
 from gptlab.checkpoint import Checkpoint
 from gptlab.classroom.catalog import Catalog
-from gptlab.data import EVAL_SEED, TINY_SHAKESPEARE, TokenSplits, eval_batches, load_text
+from gptlab.data import EVAL_SEED
 from gptlab.errors import InputError
 from gptlab.figures import before_after_bars, bits_change_bar, head_ranking_bar
-from gptlab.inside.ablation import MODES, AblationView, ablation_view, all_heads, attention_shape, rank_heads
+from gptlab.inside.ablation import (
+    MODES,
+    VAL_BATCHES,
+    VAL_ROWS,
+    AblationView,
+    ablation_view,
+    all_heads,
+    attention_shape,
+    check_mode,
+    head_choices,
+    head_name,
+    heads_from_names,
+    rank_heads,
+    shakespeare_val_batches,
+)
 from gptlab.markdown import code_span
 from gptlab.prompts import ATTENTION_PROMPT
 
 from ..common import MAX_PROMPT_CHARS, TEACH, bind, checked_prompt, fitted_prompt, library_errors, plot
 from ..pickers import Visitor, get_model, model_picker
 
-ALL = "all attention"  # the choice that switches off every head of every layer
-# Validation loss on the first VAL_BATCHES of training's fixed evaluation draws (seed EVAL_SEED) with
-# VAL_ROWS rows of block_size tokens each: cheap enough to rank every head of the shipped gpt in seconds.
-VAL_BATCHES, VAL_ROWS = 4, 8
 RANK_TIME_LIMIT_S = 60.0  # the ranking stops measuring heads after this long and shows those measured
 RANK_COLUMNS = ["rank", "head", "rise in val loss (nats/token)"]
-_batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {block_size: batches}
-_batches_lock = threading.Lock()
-
-
-def head_name(layer: int, head: int) -> str:
-    """A head's checkbox label, 'L0 H3'."""
-    return f"L{layer} H{head}"
-
-
-def head_choices(n_layer: int, n_head: int) -> list[str]:
-    """The checkbox choices for a model of this shape: 'all attention', then every head layer by layer."""
-    return [ALL] + [head_name(layer, head) for layer in range(n_layer) for head in range(n_head)]
-
-
-def chosen_heads(checkpoint: Checkpoint, heads, model: str) -> set[tuple[int, int]] | str:
-    """The checked boxes as (layer, head) pairs, or 'all'; InputError naming the model's heads for any it lacks."""
-    if heads is None:
-        return set()
-    if isinstance(heads, str) or not isinstance(heads, (list, tuple)):
-        raise InputError(f"heads must be a list of head names such as 'L0 H1' (or {ALL!r}), got {heads!r}.")
-    if ALL in heads:
-        return "all"
-    n_layer, n_head = attention_shape(checkpoint.model)
-    chosen = set()
-    for name in heads:
-        found = re.fullmatch(r"L(\d{1,4}) H(\d{1,4})", name) if isinstance(name, str) else None
-        if not found or not (int(found[1]) < n_layer and int(found[2]) < n_head):
-            raise InputError(f"{model} has no head {name!r}: its heads are L0 H0..L{n_layer - 1} H{n_head - 1}.")
-        chosen.add((int(found[1]), int(found[2])))
-    return chosen
-
-
-def checked_mode(mode) -> str:
-    """The ablation mode, else InputError listing the modes."""
-    if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
-    return mode
-
-
-def val_batches(checkpoint: Checkpoint) -> list | None:
-    """The fixed validation batches of the model's own training text, or None when the app does not have that
-    text (only Tiny Shakespeare travels with the app; a model trained on another text is not scored)."""
-    if checkpoint.info.get("data") != TINY_SHAKESPEARE:
-        return None
-    tokenizer, block = checkpoint.tokenizer, checkpoint.config.block_size
-    with _batches_lock:
-        held = _batches.setdefault(tokenizer, {})
-        if block not in held:
-            val = TokenSplits.from_ids(tokenizer.encode(load_text(TINY_SHAKESPEARE))).val
-            held[block] = eval_batches(val, VAL_BATCHES, VAL_ROWS, block)
-        return held[block]
 
 
 def batches_note(checkpoint: Checkpoint) -> str:
@@ -95,11 +51,11 @@ def show(catalog: Catalog, model, prompt, heads, mode, teacher=False, live: Chec
     """
     with library_errors():
         prompt = checked_prompt(prompt)
-        mode = checked_mode(mode)
+        mode = check_mode(mode)
         checkpoint = get_model(catalog, model, live)
-        chosen = chosen_heads(checkpoint, heads, model)
+        chosen = heads_from_names(checkpoint.model, heads, model)
         text, fit_note = fitted_prompt(checkpoint.tokenizer, prompt)
-        batches = val_batches(checkpoint)
+        batches = shakespeare_val_batches(checkpoint)
         found = ablation_view(checkpoint.model, checkpoint.tokenizer, text, chosen, mode, batches)
     off = "every head" if chosen == "all" else ", ".join(head_name(*pair) for pair in found.heads) or "no head"
     title = f"{model} · {off} off ({mode})"
@@ -134,9 +90,9 @@ def rank(catalog: Catalog, model, mode, teacher=False, live: Checkpoint | None =
     off: a note, the bars (most needed on top) and the table. Stops after RANK_TIME_LIMIT_S seconds and shows
     the heads measured by then."""
     with library_errors():
-        mode = checked_mode(mode)
+        mode = check_mode(mode)
         checkpoint = get_model(catalog, model, live)
-        batches = val_batches(checkpoint)
+        batches = shakespeare_val_batches(checkpoint)
         if batches is None:
             raise InputError(f"{model} does not say it was trained on Tiny Shakespeare, the only text this app "
                              "holds, so there is no validation loss to rank its heads by.")
