@@ -315,6 +315,6 @@ def test_offline_classroom_trains_gpt_mini(classroom):
                           timeout=300)
     assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     print(f"python {' '.join(TRAIN)} offline: {time.monotonic() - start:.0f} s")
-    out = app_dir / "checkpoints" / "gpt-mini"
+    out = app_dir / "runs" / "gpt-mini"  # where python -m train writes a run without out=
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best"]["step"] == 50 and (out / "model.safetensors").is_file(), metrics["best"]
