@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 from app_process import REPO, running_app
@@ -61,14 +62,32 @@ def page(app_url):
         browser.close()
 
 
-def open_tab(page, name: str) -> None:
-    """Click the tab called ``name``; a tab that does not fit the bar is in Gradio's 'More tabs' menu."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if tab.count():
-        tab.click()
-    else:
-        page.click("button[aria-label='More tabs']")
-        page.locator(".overflow-dropdown button", has_text=name).click()
+def open_tab(page, name: str, limit_s: float = 45.0) -> None:
+    """Click the tab called ``name``; a tab that does not fit the bar is in Gradio's 'More tabs' menu.
+
+    Gradio first draws every tab in the bar, then measures it and moves the ones that do not fit into
+    the menu, so a tab found in the bar a moment after the page loads may be gone before the click
+    lands (how a CI run with other fonts failed). Each try looks again, bar first, then the menu.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        tab = page.get_by_role("tab", name=name, exact=True)
+        more = page.locator("button[aria-label='More tabs']")
+        try:
+            if tab.count() and tab.first.is_visible():
+                tab.first.click(timeout=3_000)
+                return
+            if more.count() and more.first.is_visible():
+                more.first.click(timeout=3_000)
+                page.locator(".overflow-dropdown button", has_text=name).first.click(timeout=3_000)
+                return
+        except PlaywrightTimeout:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no tab called {name!r} in the bar or in its 'More tabs' menu after {limit_s:.0f} s")
+        page.wait_for_timeout(250)
 
 
 def plot_width(page, selector: str) -> float:
