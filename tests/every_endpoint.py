@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -96,6 +97,17 @@ def _closer(c: Client) -> None:
     assert "Layer 0, head 0" in sentence, sentence
     for fig in figures:
         _plotly(fig)
+
+
+def _follow(c: Client) -> None:
+    """Follow one character: position 10 shaded by gpt's layer 0, head 0 (weights summing to 1), later ones
+    unavailable, and row 10 outlined in the heatmap."""
+    text, heatmap = call(c, "gpt", PROMPT, 0, 0, "head", 10, False, api_name="/follow")
+    weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', text)]
+    assert len(weights) == 11 and abs(sum(weights) - 1) < 1e-3, weights
+    assert text.count('aria-disabled="true"') == len(PROMPT) - 11, text[:300]
+    shapes = _plotly(heatmap)["layout"]["shapes"]
+    assert (shapes[0]["y0"], shapes[0]["y1"]) == (9.5, 10.5), shapes
 
 
 def _export(c: Client) -> None:
@@ -191,6 +203,7 @@ CHECKS: dict[str, Callable[[Client], None]] = {
     "/live": _live,
     "/live_stop": _live_stop,
     "/closer": _closer,
+    "/follow": _follow,
     "/export": _export,
     "/inside": _inside,
     "/ablate": _ablate,

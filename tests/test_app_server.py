@@ -80,6 +80,8 @@ API = {
     "/live_stop": [],
     "/closer": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
                 ("position", "Number"), ("teacher", "Checkbox")],
+    "/follow": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
+                ("by", "Radio"), ("position", "Number"), ("teacher", "Checkbox")],
     "/export": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),
                 ("teacher", "Checkbox")],
     "/inside": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),

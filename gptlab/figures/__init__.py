@@ -4,6 +4,7 @@
   across training)
 - ``charts.py``: bars (next tokens, rollout, one head's q·k and weights), the logit lens, loss curves, the ladder
 - ``text.py``: text coloured token by token (a model's surprise in bits, or A minus B)
+- ``follow.py``: follow one character: the text as HTML shaded by one attention row, that row outlined
 - ``style.py``: colour scales, fonts, the Plotly toolbar, teacher style, figure JSON, ``escape_markup`` (text
   from outside shown as written, never read as Plotly's HTML-like markup)
 - ``export.py``: CSV/JSON of a matrix, PNG/SVG through kaleido (``kaleido_worker.py`` renders, in its
@@ -34,6 +35,7 @@ from .charts import (
     loss_curves,
     top_predictions_bar,
 )
+from .follow import follow_heatmap, follow_text_html, outline_row
 from .style import (
     COLORSCALE,
     PLOT_CONFIG,
@@ -51,5 +53,5 @@ __all__ = [
     "logit_lens_figure", "loss_curves", "masked", "rollout_heatmap", "step_attention_figure", "surprise_text_figure",
     "teacher_style",
     "top_predictions_bar", "training_strip", "unique_labels", "before_after_bars", "bits_change_bar",
-    "head_ranking_bar",
+    "head_ranking_bar", "follow_heatmap", "follow_text_html", "outline_row",
 ]

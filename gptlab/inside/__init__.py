@@ -16,6 +16,8 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 - ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
 - ``surprise`` -> ``Surprise``: bits, rank and top guesses at every token of a text; ``surprise_difference``
   (A minus B) and ``context_pays`` (what context saves inside words and at their start) (surprise.py)
+- ``follow`` -> ``FollowView``: the weight one position gives every earlier token (one head, the layer's
+  average or rollout), read from an AttentionView with no new forward pass; ``follow_view`` from a prompt (follow.py)
 """
 
 from .ablation import AblationView, ablate, ablation_view, rank_heads
@@ -30,6 +32,7 @@ from .explore import (
     token_labels,
     top_predictions,
 )
+from .follow import FollowView, follow, follow_view, followed_matrix, token_spans
 from .head import HeadMath, head_math
 from .heads import HeadLabel, describe, label_heads, unit_for
 from .induction import InductionProbe, induction_probe
@@ -53,4 +56,5 @@ __all__ = [
     "ContextPays", "Surprise", "SurpriseDifference", "context_pays", "context_pays_caption", "surprise",
     "surprise_difference",
     "InductionProbe", "ablate", "induction_probe", "rank_heads", "AblationView", "ablation_view",
+    "FollowView", "follow", "follow_view", "followed_matrix", "token_spans",
 ]

@@ -12,6 +12,7 @@ from gptlab.inside import AttentionView, attention_view
 from gptlab.markdown import code_span
 from gptlab.prompts import ATTENTION_PROMPT, fit_builtin
 
+from .. import follow
 from ..common import (
     ATTENTION_CONCURRENCY,
     MAX_PROMPT_CHARS,
@@ -99,6 +100,7 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
         with gr.Row():
             average = gr.Plot(show_label=False, elem_id="att-avg", scale=2)
             bars = gr.Plot(show_label=False, elem_id="att-bars", scale=1)
+        by, position, text, followed = follow.follow_section("att")
     inputs, outputs = [model, prompt, layer, head, query], [shown, heatmap, grid, average, bars]
     draw = dict(concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
     # drawn when the page opens (the tab mounts at full width when first shown); every draw the
@@ -111,3 +113,10 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
           api_visibility="private", cancels=[on_open], **draw)
     # per visitor: fit the sliders to the default model (API callers keep the widest ranges)
     gr.on([model.input, demo.load], bind(fit_pickers, catalog), model, [layer, head], api_visibility="private")
+    # follow one character: drawn on open, then again on every draw, pick of what to shade by, and move
+    chosen = [model, prompt, layer, head, by, position]
+    on_open_follow = demo.load(bind(follow.show_on_open, catalog), chosen, [text, followed], api_visibility="private",
+                               **draw)
+    gr.on([button.click, layer.release, head.release, prompt.submit, by.change, position.change],
+          bind(follow.show, catalog), chosen, [text, followed], api_visibility="private", cancels=[on_open_follow],
+          **draw)

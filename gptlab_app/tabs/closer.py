@@ -21,6 +21,7 @@ from gptlab.figures.export import write_data, write_images
 from gptlab.inside import attention_view, closer_look
 from gptlab.prompts import LOOK_PROMPT, fit_builtin
 
+from .. import follow
 from ..common import (
     MAX_PROMPT_CHARS,
     REFIT_PLOTS_JS,
@@ -118,6 +119,7 @@ def build(catalog: Catalog, visitor: Visitor) -> None:
             rollout = gr.Plot(show_label=False, elem_id="closer-rollout", scale=2)
             bar = gr.Plot(show_label=False, elem_id="closer-rollbar", scale=1)
         lens = gr.Plot(show_label=False, elem_id="closer-lens")
+        by, spot, text, followed = follow.follow_section("closer")
         with gr.Row():
             to_files = gr.Button("Export this head: PNG, SVG, CSV, JSON", elem_id="closer-export")
             files = gr.File(label="downloads", file_count="multiple", elem_id="closer-files", interactive=False)
@@ -134,5 +136,10 @@ def build(catalog: Catalog, visitor: Visitor) -> None:
     # the sliders follow the chosen model (and the visitor's live model once it is trained)
     gr.on([model.change, live.change, demo.load], bind(fit_pickers, catalog), [model, layer, head, live],
           [layer, head], api_visibility="private")
+    chosen = [model, prompt, layer, head, by, spot, teacher, live]  # follow one character, the API's /follow
+    on_open_follow = demo.load(bind(follow.show_on_open, catalog), chosen, [text, followed], api_visibility="private",
+                               **TEACH)
+    gr.on([button.click, layer.release, head.release, by.change, spot.change, teacher.change],
+          bind(follow.show, catalog), chosen, [text, followed], api_name="follow", cancels=[on_open_follow], **TEACH)
     to_files.click(bind(export, catalog), [model, prompt, layer, head, teacher, live], files, api_name="export",
                    concurrency_id="export", concurrency_limit=1)

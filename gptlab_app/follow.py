@@ -1,0 +1,173 @@
+"""Follow one character, in the Attention explorer and Look closer: the prompt as text, each earlier token
+shaded by the weight the followed one gives it (the chosen head, the layer's average or rollout), and the
+matching heatmap row outlined.
+
+A click on a character, or ← / → with the text focused, writes its position into the hidden number
+``#{prefix}-follow-pos`` and triggers its change; the server then only re-reads a row of the prompt's
+attention, kept per model and prompt, with no new forward pass. Another tab opens the view at a position
+by setting that number (and the tab's prompt) the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import gradio as gr
+
+from gptlab.checkpoint import Checkpoint
+from gptlab.classroom.catalog import Catalog
+from gptlab.errors import InputError
+from gptlab.figures import follow_heatmap, follow_text_html
+from gptlab.figures.follow import OUTLINE, heatmap_zmax
+from gptlab.inside import AttentionView, attention_view, follow
+from gptlab.prompts import fit_builtin
+
+from .common import checked_prompt, layer_and_head, library_errors, plot, quietly, token_position
+from .pickers import get_model
+
+BY = [("this head", "head"), ("average of the layer's heads", "mean"), ("rollout (all layers)", "rollout")]
+CACHED_VIEWS = 32  # prompts kept for moving along them; gpt at full context holds 6x6x128x128 floats, 2.4 MB
+_views: OrderedDict[tuple[int, str], tuple[Checkpoint, AttentionView]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def cached_view(checkpoint: Checkpoint, text: str, keep: bool = True) -> AttentionView:
+    """The prompt's AttentionView, captured once per (shipped model, text) and kept for the next move.
+
+    ``keep`` False (a visitor's live model, whose weights change while it trains) captures it afresh.
+    """
+    key = (id(checkpoint), text)
+    with _lock:
+        hit = _views.get(key)
+        if hit is not None and hit[0] is checkpoint:  # the same object, not a new one at a reused id
+            _views.move_to_end(key)
+            return hit[1]
+    view = attention_view(checkpoint.model, checkpoint.tokenizer, text)
+    if keep:
+        with _lock:
+            _views[key] = (checkpoint, view)
+            while len(_views) > CACHED_VIEWS:
+                _views.popitem(last=False)
+    return view
+
+
+def checked_by(by) -> str:
+    """'head', 'mean' or 'rollout', else InputError naming them."""
+    if by not in {value for _, value in BY}:
+        raise InputError(f"Shade by must be one of 'head', 'mean' or 'rollout', got {by!r}.")
+    return by
+
+
+def show(catalog: Catalog, model, prompt, layer, head, by, position, teacher=False,
+         live: Checkpoint | None = None) -> tuple:
+    """Follow one character: the text as HTML, every token before ``position`` (-1 = last) shaded by the
+    weight it gets (by 'head': the chosen head; 'mean': the layer's average; 'rollout': all layers), each
+    token's weight in ``data-weight``; and the matching heatmap with that row outlined."""
+    with library_errors():
+        prompt = checked_prompt(prompt)
+        checkpoint = get_model(catalog, model, live)
+        layer, head = layer_and_head(checkpoint.config, layer, head, model)
+        position = token_position(position, "position")
+        by = checked_by(by)
+        fit = fit_builtin(checkpoint.tokenizer, prompt)
+        view = cached_view(checkpoint, fit.text, keep=checkpoint is not live)
+        found = follow(view, checkpoint.tokenizer, layer, head if by == "head" else by, position)
+    label = view.labels[found.position]
+    fig = follow_heatmap(found.matrix, view.labels, found.position, f"{model} · {found.source} · row {label}",
+                         rollout=by == "rollout")
+    caption = [f"Following {label}: shaded by {found.source}, the weight it gives each earlier token. "
+               "Click a character, or click the text and press ← / →."]
+    if found.clamped:
+        caption.append(f"Position {position} is past the end of this text ({len(view.ids)} tokens): "
+                       f"following the last one, {found.position}.")
+    if view.cropped:
+        caption.append(f"Cropped to the model's context: the first {view.dropped} token(s) are not shown.")
+    if fit.changed:
+        caption.append(fit.note())
+    text = follow_text_html(found.tokens, found.weights, found.position, " ".join(caption),
+                            zmax=heatmap_zmax(fig), teacher=bool(teacher))
+    return text, plot(fig, bool(teacher))
+
+
+def show_on_open(catalog: Catalog, model, prompt, layer, head, by, position, teacher=False,
+                 live: Checkpoint | None = None) -> tuple:
+    """The followed character drawn when the page opens (the last one), quietly if the defaults cannot be."""
+    return quietly(lambda: show(catalog, model, prompt, layer, head, by, position, teacher, live), 2)
+
+
+def on_load_js(prefix: str) -> str:
+    """The text view's script: a click or ← / → (the text focused) writes the position into the hidden number
+    ``#{prefix}-follow-pos`` and moves the outline at once; the server's answer then redraws the shading."""
+    return f"""
+element.tabIndex = 0;
+element.setAttribute('aria-label', 'Follow one character: click a character, or use the left and right arrows');
+const choose = (to) => {{
+  const tokens = element.querySelectorAll('.gl-tok');
+  const input = document.querySelector('#{prefix}-follow-pos input');
+  if (!tokens.length || !input) return;
+  to = Math.max(0, Math.min(tokens.length - 1, to));
+  tokens.forEach((t) => {{
+    const on = Number(t.dataset.pos) === to;
+    t.classList.toggle('gl-sel', on);
+    t.style.outline = on ? '3px solid {OUTLINE}' : '';
+    t.style.outlineOffset = on ? '1px' : '';
+  }});
+  input.value = String(to);
+  input.dispatchEvent(new Event('input', {{bubbles: true}}));
+}};
+element.addEventListener('click', (e) => {{
+  const token = e.target.closest('[data-pos]');
+  if (token) {{ element.focus(); choose(Number(token.dataset.pos)); }}
+}});
+element.addEventListener('keydown', (e) => {{
+  if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+  e.preventDefault();
+  const at = element.querySelector('.gl-sel');
+  if (at) choose(Number(at.dataset.pos) + (e.key === 'ArrowRight' ? 1 : -1));
+}});
+"""
+
+
+def open_follow_js(tab: str = "Attention explorer", prefix: str = "att") -> str:
+    """A ``js=`` handler for another tab's event, ``(prompt, position) => ...``: opens ``tab`` (from the bar or
+    Gradio's 'More tabs' menu), waits until its view is drawn, writes the prompt and the position and presses
+    the tab's draw button ``#{prefix}-btn``, which redraws the tab and follows that position."""
+    return f"""(prompt, position) => {{
+  const name = {tab!r};
+  const tabs = [...document.querySelectorAll('button[role=tab], .overflow-dropdown button')];
+  let button = tabs.find((b) => b.textContent.trim() === name && b.offsetParent !== null);
+  if (!button) {{
+    const more = document.querySelector("button[aria-label='More tabs']");
+    if (more) more.click();
+    button = [...document.querySelectorAll('.overflow-dropdown button')].find((b) => b.textContent.trim() === name);
+  }}
+  if (button) button.click();
+  const set = (el, value) => {{ el.value = value; el.dispatchEvent(new Event('input', {{bubbles: true}})); }};
+  const start = Date.now();
+  const fill = () => {{
+    const box = document.querySelector('#{prefix}-prompt textarea');
+    const at = document.querySelector('#{prefix}-follow-pos input');
+    const draw = document.querySelector('#{prefix}-btn');
+    if (!box || !at || !draw) {{ if (Date.now() - start < 10000) setTimeout(fill, 100); return; }}
+    set(box, prompt);
+    set(at, String(position));
+    draw.click();
+  }};
+  fill();
+  return [prompt, position];
+}}"""
+
+
+def follow_section(prefix: str) -> tuple[gr.Radio, gr.Number, gr.HTML, gr.Plot]:
+    """The section's components (elem_ids ``{prefix}-follow-by``, ``-follow-pos`` (hidden), ``-follow``,
+    ``-follow-heatmap``): call inside the tab's layout."""
+    gr.Markdown("### Follow one character\nEvery earlier character shaded by the weight the chosen one gives "
+                "it; later ones are greyed, a causal model cannot see them.")
+    by = gr.Radio(BY, value="head", label="shade by", elem_id=f"{prefix}-follow-by")
+    position = gr.Number(-1, precision=0, label="followed position (-1 = last)", visible="hidden",
+                         elem_id=f"{prefix}-follow-pos")
+    with gr.Row():
+        text = gr.HTML(elem_id=f"{prefix}-follow", js_on_load=on_load_js(prefix), padding=True)
+        heatmap = gr.Plot(show_label=False, elem_id=f"{prefix}-follow-heatmap")
+    return by, position, text, heatmap
