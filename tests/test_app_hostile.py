@@ -8,6 +8,7 @@ never an anonymous error, a hang, or a server that stops answering.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -188,6 +189,29 @@ def test_inside_takes_any_input(client, tried, catalog, model, prompt, layer, he
         assert file["path"].endswith(".csv")
 
 
+BY = st.one_of(st.sampled_from(["head", "mean", "rollout"]), st.sampled_from(["", "HEAD", "max", None, 0]),
+               st.text(max_size=6))
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "gpt-bpe", "live"]), prompt=prompts(), layer=whole_numbers(0, 1),
+       head=whole_numbers(0, 3), by=BY, position=st.one_of(whole_numbers(-1, 64), st.integers()))
+def test_follow_takes_any_input(client, tried, catalog, model, prompt, layer, head, by, position):
+    tried["follow"] = tried.get("follow", 0) + 1
+    ok, result = call(client, "/follow", model, prompt, layer, head, by, position, False)
+    if ok:
+        text, heatmap = result
+        config = catalog.get(model).config
+        assert by in ("head", "mean", "rollout") and len(prompt) <= MAX_PROMPT_CHARS
+        assert 0 <= layer < config.n_layer and 0 <= head < config.n_head
+        n = int(re.search(r'data-n="(\d+)"', text).group(1))
+        assert 1 <= n <= config.block_size  # the work is cropped to the context
+        weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', text)]
+        assert 1 <= len(weights) <= n and abs(sum(weights) - 1) < 1e-3
+        assert "<script" not in text.lower()  # the prompt's text is escaped
+
+
 def head_lists() -> st.SearchStrategy:
     """Checkbox values: names the tiny models have, lack or cannot have, and values of the wrong type."""
     names = st.sampled_from(["all attention", "L0 H0", "L0 H1", "L1 H3", "L0 H4", "L2 H0", "L9 H9", "l0 h0",
@@ -271,6 +295,7 @@ NUMERIC_FIELDS = {
     "/compare": (["bigram", "gpt", "All:", 5, 0.8, 1], [3, 4, 5]),
     "/attention": (["gpt", "All:", 0, 0, -1], [2, 3, 4]),
     "/inside": (["gpt", "All:", 0, 0, -1, False], [2, 3, 4]),
+    "/follow": (["gpt", "All:", 0, 0, "head", -1, False], [2, 3, 5]),
 }
 
 
@@ -290,7 +315,7 @@ def test_non_finite_and_mistyped_numbers_in_raw_json_are_refused_clearly(server,
             assert '"error": null' not in stream and "Traceback" not in stream, (api, index, value, stream[-300:])
         else:  # accepted only where the value is legitimately empty (an empty seed means "random")
             assert value == "null" and (api, index) in {("/generate", 6), ("/compare", 5), ("/attention", 4),
-                                                        ("/inside", 4)}, (
+                                                        ("/inside", 4), ("/follow", 5)}, (
                 api, index, value, stream[-300:])
     assert answers(client)
 
@@ -402,5 +427,7 @@ def test_worst_case_requests_finish_quickly(client):
     assert ok and "cropped" in note and len(json.loads(heatmap["plot"])["data"][0]["x"]) == 64
     ok, (note, table, *_) = call(client, "/inside", "gpt", prompt, 1, 3, -1, False)
     assert ok and "cropped" in note and len(table["data"]) == 64
+    ok, (text, heatmap) = call(client, "/follow", "gpt", prompt, 1, 3, "rollout", 10**9, False)
+    assert ok and "Cropped" in text and 'data-n="64"' in text and "following the last one, 63" in text
     ok, (note, after, bits) = call(client, "/ablate", "gpt", prompt, ["all attention"], "mean", False)
     assert ok and "cropped" in note and len(json.loads(bits["plot"])["data"][0]["x"]) == 63
