@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import UnknownCharactersError
+from .passages import VAL_PASSAGE
 from .tokenizers import Tokenizer, visible_token
 
 SAMPLE_START = "\n"  # samples start on a fresh line, as the tutorials do
@@ -19,6 +20,8 @@ START_FALLBACKS = (" ", ".")  # tried in turn when a model has never seen a newl
 GENERATE_PROMPT = "ROMEO:\n"  # Generate, Bigram vs GPT and Step through
 ATTENTION_PROMPT = "ROMEO:\nWhat light"  # the Attention explorer
 LOOK_PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"  # Across training, Look closer
+# Where context pays: the val split's opening exchange (GREMIO: ... go to it orderly.), unseen in training
+SURPRISE_PROMPT = "".join(VAL_PASSAGE.splitlines(keepends=True)[2:18])
 EXAMPLES = ("ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be")
 # The lessons' prompts, by lesson id (gptlab.classroom.lessons builds its lessons on them): kept here,
 # with every other text gptlab supplies, so that the core knows them without importing the classroom.
@@ -29,6 +32,7 @@ LESSON_PROMPTS = {
     "same-char": "the three thieves thought that the thing was there\n",
     "broad": "To be, or not to be, that is the question:\n",
     "own-words": GENERATE_PROMPT,
+    "context-pays": VAL_PASSAGE,  # scored whole: the 2,000 characters gptlab.inside.surprise's caption reads
 }
 
 
@@ -81,7 +85,7 @@ def fit_text(tokenizer: Tokenizer, text: str) -> FittedText:
 
 def builtin_texts() -> frozenset[str]:
     """Every prompt gptlab supplies: sample start, app defaults and examples, lesson prompts."""
-    return frozenset({SAMPLE_START, GENERATE_PROMPT, ATTENTION_PROMPT, LOOK_PROMPT, *EXAMPLES,
+    return frozenset({SAMPLE_START, GENERATE_PROMPT, ATTENTION_PROMPT, LOOK_PROMPT, SURPRISE_PROMPT, *EXAMPLES,
                       *LESSON_PROMPTS.values()})
 
 

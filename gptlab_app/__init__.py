@@ -18,7 +18,7 @@ from gptlab.errors import GptlabError
 from gptlab.markdown import code_span
 
 from .common import QUEUE_SIZE, error
-from .tabs import ablate, across, attention, closer, compare, generate, inside, lessons, live, models, step
+from .tabs import ablate, across, attention, closer, compare, generate, inside, lessons, live, models, step, surprise
 from .teacher import TEACHER_CSS
 
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"  # the checkout's shipped models
@@ -48,6 +48,7 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
             closer.build(catalog, visitor)
             inside.build(catalog, visitor)
             ablate.build(catalog, visitor)
+            surprise.build(catalog, visitor)
             step.build(catalog, visitor)
             lessons.build(catalog, visitor)
     guard_inputs(demo)

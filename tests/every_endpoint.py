@@ -155,6 +155,14 @@ def _rank(c: Client) -> None:
     _plotly(bars)
 
 
+def _surprise(c: Client) -> None:
+    """Where context pays: the prompt coloured by gpt minus bigram, one cell per predicted character."""
+    summary, plot = call(c, PROMPT, "gpt", "bigram", "A minus B", False, api_name="/surprise")
+    assert "`gpt` − `bigram`" in summary and "bits per character" in summary, summary
+    cells = [v for row in _plotly(plot)["data"][0]["z"] for v in row if v is not None]
+    assert len(cells) == len(PROMPT) - 1, cells
+
+
 def _step(c: Client) -> None:
     text, note, bars, attention = call(c, "gpt", PROMPT, 0.8, 0, 1.0, 1337, False, api_name="/step")
     assert text.startswith(PROMPT) and len(text) == len(PROMPT) + 1, text
@@ -208,6 +216,7 @@ CHECKS: dict[str, Callable[[Client], None]] = {
     "/inside": _inside,
     "/ablate": _ablate,
     "/rank": _rank,
+    "/surprise": _surprise,
     "/step": _step,
     "/lesson": _lesson,
     "/lesson_html": _lesson_html,

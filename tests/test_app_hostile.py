@@ -254,6 +254,26 @@ def test_rank_takes_any_input(client, tried, model, mode):
         assert mode in ("zero", "mean") and table["data"]
 
 
+SURPRISE_MODES = st.one_of(st.sampled_from(["bits of A", "A minus B"]),
+                           st.sampled_from(["", "a minus b", "A - B", None, 0]), st.text(max_size=6))
+
+
+@pytest.mark.slow
+@HOSTILE
+@given(text=prompts(), model_a=model_names(["gpt", "bigram", "gpt-bpe", "live", "gpt@0"]),
+       model_b=model_names(["bigram", "gpt", "gpt-bpe", "live", "gpt@0"]), mode=SURPRISE_MODES)
+def test_surprise_takes_any_input(client, tried, catalog, text, model_a, model_b, mode):
+    tried["surprise"] = tried.get("surprise", 0) + 1
+    ok, result = call(client, "/surprise", text, model_a, model_b, mode, False)
+    if ok:
+        summary, plot = result
+        assert mode in ("bits of A", "A minus B") and len(text) <= MAX_PROMPT_CHARS
+        assert model_a in catalog.names and (mode == "bits of A" or model_b in catalog.names)
+        ids = catalog.get(model_a).tokenizer.encode(text)
+        cells = [v for row in json.loads(plot["plot"])["data"][0]["z"] for v in row if v is not None]
+        assert len(cells) == len(ids) - 1 >= 1  # every token after the first, once
+
+
 @pytest.mark.parametrize("heads", [None, "L0 H0", 7, {"L0": 0}])
 def test_a_checkbox_group_sent_no_list_is_answered_clearly(client, heads):
     """Gradio's CheckboxGroup iterates what it is sent: None (nothing ticked) means no head, anything else but a
@@ -431,3 +451,6 @@ def test_worst_case_requests_finish_quickly(client):
     assert ok and "Cropped" in text and 'data-n="64"' in text and "following the last one, 63" in text
     ok, (note, after, bits) = call(client, "/ablate", "gpt", prompt, ["all attention"], "mean", False)
     assert ok and "cropped" in note and len(json.loads(bits["plot"])["data"][0]["x"]) == 63
+    ok, (summary, plot) = call(client, "/surprise", prompt, "gpt", "bigram", "A minus B", False)
+    cells = [v for row in json.loads(plot["plot"])["data"][0]["z"] for v in row if v is not None]
+    assert ok and len(cells) == MAX_PROMPT_CHARS - 1  # the whole text is scored, window by window

@@ -89,6 +89,8 @@ API = {
     "/ablate": [("model", "Dropdown"), ("prompt", "Textbox"), ("heads", "Checkboxgroup"), ("mode", "Radio"),
                 ("teacher", "Checkbox")],
     "/rank": [("model", "Dropdown"), ("mode", "Radio"), ("teacher", "Checkbox")],
+    "/surprise": [("text", "Textbox"), ("model_a", "Dropdown"), ("model_b", "Dropdown"), ("mode", "Radio"),
+                  ("teacher", "Checkbox")],
     "/step": [("model", "Dropdown"), ("text", "Textbox"), ("temperature", "Slider"), ("top_k", "Slider"),
               ("top_p", "Slider"), ("seed", "Number"), ("teacher", "Checkbox")],
     "/lesson": LESSON_FIELDS,

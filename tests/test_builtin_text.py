@@ -14,6 +14,7 @@ from gptlab.prompts import (
     EXAMPLES,
     GENERATE_PROMPT,
     LOOK_PROMPT,
+    SURPRISE_PROMPT,
     builtin_texts,
     fit_builtin,
     fit_text,
@@ -22,7 +23,8 @@ from gptlab.prompts import (
 
 
 def test_every_built_in_text_is_listed():
-    expected = {"\n", GENERATE_PROMPT, ATTENTION_PROMPT, LOOK_PROMPT, *EXAMPLES, *(x.prompt for x in LESSONS.values())}
+    expected = {"\n", GENERATE_PROMPT, ATTENTION_PROMPT, LOOK_PROMPT, SURPRISE_PROMPT, *EXAMPLES,
+                *(x.prompt for x in LESSONS.values())}
     assert builtin_texts() == expected
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from gptlab.checkpoint import Checkpoint
 from gptlab.classroom.catalog import Catalog
 from gptlab.classroom.lessons import (
     LESSONS,
@@ -46,7 +47,13 @@ def page_of(catalog: Catalog, lesson_id, model, prompt, seed, extend, layer, hea
     view = LessonView(lesson_id or "", model, prompt, whole(seed, "seed", 0, MAX_SEED),
                       whole(extend, "extend", 0, MAX_EXTEND), whole(layer, "layer", -1, config.n_layer - 1),
                       whole(head, "head", -1, config.n_head - 1), bool(teacher))
-    return draw_lesson(checkpoint, view)
+    return draw_lesson(checkpoint, view, baseline_of(catalog, view.lesson))
+
+
+def baseline_of(catalog: Catalog, lesson_id: str) -> Checkpoint | None:
+    """The checkpoint a lesson compares against ("Where does context pay?": the bigram), if offered here."""
+    lesson = LESSONS.get(lesson_id)
+    return catalog.get(lesson.baseline) if lesson and lesson.baseline in catalog.names else None
 
 
 def draw(catalog: Catalog, lesson_id, model, prompt, seed, extend, layer, head, teacher=False,
@@ -77,7 +84,8 @@ def all_html(catalog: Catalog, model, teacher=False) -> str:
     """Every lesson with this model in one HTML file that opens with no server and no network."""
     with library_errors():
         checkpoint = get_model(catalog, model, None)
-        pages = [draw_lesson(checkpoint, lesson_view(lesson, model, bool(teacher))) for lesson in LESSONS]
+        pages = [draw_lesson(checkpoint, lesson_view(lesson, model, bool(teacher)), baseline_of(catalog, lesson))
+                 for lesson in LESSONS]
         return html_file(lessons_html(pages), f"all-lessons-{model}")
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from gptlab.checkpoint import load_checkpoint
+from gptlab.checkpoint import Checkpoint, load_checkpoint
 from gptlab.classroom.catalog import CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS
 from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
 from gptlab.errors import GptlabError
@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def baseline(checkpoints: Path, lesson: str) -> Checkpoint | None:
+    """The model a lesson compares against (the bigram for "Where does context pay?"), if ``checkpoints`` has it."""
+    folder = checkpoints / LESSONS[lesson].baseline
+    return load_checkpoint(folder) if LESSONS[lesson].baseline and folder.is_dir() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     named = args.checkpoints / args.model
@@ -53,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = load_checkpoint(named if named.is_dir() else args.model)
         name = Path(args.model).name if Path(args.model).is_dir() or named.is_dir() else args.model
-        pages = [draw_lesson(checkpoint, lesson_view(lesson, name, args.teacher)) for lesson in args.lesson or LESSONS]
+        pages = [draw_lesson(checkpoint, lesson_view(lesson, name, args.teacher), baseline(args.checkpoints, lesson))
+                 for lesson in args.lesson or LESSONS]
         args.out_dir.mkdir(parents=True, exist_ok=True)
         files = {args.out_dir / f"{page.view.lesson}.html": lessons_html([page]) for page in pages}
         files[args.out_dir / ALL_LESSONS_FILE] = lessons_html(pages)

@@ -29,6 +29,7 @@ from ...inside.heads import label_heads, unit_for
 from ...markdown import code_span
 from ...prompts import fit_builtin
 from ...sampling import GenerationSettings
+from .context import context_lesson
 from .presets import LESSONS, MAX_EXTEND, LessonView, caption, find_for, resolve_head
 
 EXTEND_TEMPERATURE = 0.8  # a lesson's seeded continuation, as the app's Lessons tab writes it
@@ -80,8 +81,10 @@ def lesson_view(lesson_id: str, model: str = "gpt", teacher: bool = False) -> Le
     return LessonView(lesson.id, model, lesson.prompt, lesson.seed, lesson.extend, lesson.layer, lesson.head, teacher)
 
 
-def draw_lesson(checkpoint: Checkpoint, view: LessonView) -> LessonPage:
+def draw_lesson(checkpoint: Checkpoint, view: LessonView, baseline: Checkpoint | None = None) -> LessonPage:
     """Draw ``view`` with ``checkpoint``: generate its seeded continuation, capture attention, find the head.
+    A lesson with a baseline ("Where does context pay?") colours its text by bits instead, against ``baseline``
+    (the checkpoint of the lesson's ``baseline`` model; without it the model's own bits alone).
 
     The same view gives the same page every time. A built-in prompt is fitted to the model (characters
     it never saw are left out, and ``note`` says so); a person's own prompt is kept. Raises InputError
@@ -97,6 +100,9 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView) -> LessonPage:
     ids = checkpoint.tokenizer.encode(fit.text)
     if not ids:
         raise InputError("The lesson's prompt is empty: give it some text to look at.")
+    lesson = LESSONS.get(view.lesson)
+    if lesson is not None and lesson.baseline:  # bits per token, not attention: no continuation, no head
+        return _context_page(checkpoint, baseline, view, fit.text, fit.note(code_span) if fit.changed else "")
     if view.extend:
         settings = GenerationSettings(max_new_tokens=view.extend, temperature=EXTEND_TEMPERATURE, seed=view.seed)
         # the ids the model wrote, as it wrote them: decoded and re-encoded, BPE text gives other tokens
@@ -122,6 +128,17 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView) -> LessonPage:
     )
 
 
+def _context_page(checkpoint: Checkpoint, baseline: Checkpoint | None, view: LessonView, text: str,
+                  note: str) -> LessonPage:
+    """A lesson with a baseline: its text coloured by model − baseline (heatmap) and by the model's bits (grid)."""
+    lesson = LESSONS[view.lesson]
+    words, difference, own = context_lesson(checkpoint, baseline, text, view.model, lesson.baseline)
+    if view.teacher:
+        difference, own = teacher_style(difference), teacher_style(own)
+    return LessonPage(view=view, title=lesson.title, look_for=lesson.look_for, caption=words, heatmap=difference,
+                      grid=own, note=note)
+
+
 def lessons_html(pages: Sequence[LessonPage], title: str | None = None) -> str:
     """One HTML document holding every page (plotly.js inlined once); teacher style if every page asks for it.
 
@@ -139,7 +156,9 @@ def lessons_html(pages: Sequence[LessonPage], title: str | None = None) -> str:
                    for part, fig in (("heatmap", page.heatmap), ("grid", page.grid))]
         look = f'<p class="look"><strong>Look for:</strong> {html.escape(page.look_for)}</p>' if page.look_for else ""
         v = page.view
-        meta = (f"Model <code>{html.escape(v.model)}</code> · layer {v.layer} · head {v.head} · seed {v.seed}"
+        against = LESSONS[v.lesson].baseline if v.lesson in LESSONS else ""
+        shape = f"against <code>{html.escape(against)}</code>" if against else f"layer {v.layer} · head {v.head}"
+        meta = (f"Model <code>{html.escape(v.model)}</code> · {shape} · seed {v.seed}"
                 f"{f' · {v.extend} tokens generated first' if v.extend else ''} · prompt "
                 f"<code>{html.escape(v.prompt)}</code> · the same view in the app: "
                 f"<code>{html.escape(v.query())}</code>")
@@ -155,7 +174,8 @@ def lessons_html(pages: Sequence[LessonPage], title: str | None = None) -> str:
             f"<title>{html.escape(title)}</title>\n<style>{PAGE_CSS}</style>\n</head>\n"
             f'<body class="{"teacher" if teacher else "learner"}">\n{header}'
             f"<p>Attention heatmaps from gptlab: rows are queries, columns the keys each may look at. "
-            f"Hover over a cell to read its weight. This file needs no server and no network.</p>\n"
+            f"Hover over a cell to read its weight (on a coloured text: its bits, rank and top guesses). "
+            f"This file needs no server and no network.</p>\n"
             + "\n".join(sections) + "\n</body>\n</html>\n")
 
 

@@ -38,6 +38,7 @@ class Lesson:
     head: int = -1
     find: str = ""  # a head label ('previous', 'line_start', ...) to look for when layer/head are -1
     look_for: str = ""  # what the teacher points at
+    baseline: str = ""  # a model without context: the lesson colours its text by bits, model minus baseline
 
 
 LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
@@ -53,6 +54,9 @@ LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
            look_for="an evenly lit triangle: this head averages everything it has seen."),
     Lesson("own-words", "6. Attention on the model's own words", LESSON_PROMPTS["own-words"], seed=7, extend=80,
            layer=0, head=0, look_for="the same patterns on text the model wrote itself (seed 7, 80 characters)."),
+    Lesson("context-pays", "8. Where does context pay?", LESSON_PROMPTS["context-pays"], baseline="bigram",
+           look_for="blue inside words, where the GPT's context nearly fixes the spelling; pale first letters: "
+           "which word comes next is still open."),
 ]}
 
 
@@ -70,7 +74,11 @@ class LessonView:
     teacher: bool = False
 
     def query(self) -> str:
+        """URL query parameters that restore this view; a lesson's own prompt is left out (a link reads it from
+        the lesson), so a link stays short even for a lesson of 2,000 characters."""
         params = {k: v for k, v in asdict(self).items() if k != "teacher"}
+        if self.lesson in LESSONS and self.prompt == LESSONS[self.lesson].prompt:
+            del params["prompt"]
         if self.teacher:
             params["teacher"] = 1
         return "?" + urlencode(params)
