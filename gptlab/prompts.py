@@ -33,6 +33,7 @@ LESSON_PROMPTS = {
     "broad": "To be, or not to be, that is the question:\n",
     "own-words": GENERATE_PROMPT,
     "context-pays": VAL_PASSAGE,  # scored whole: the 2,000 characters gptlab.inside.surprise's caption reads
+    "which-head": LOOK_PROMPT + "It is the east, and Juliet is the sun.\n",
 }
 
 

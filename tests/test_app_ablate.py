@@ -104,3 +104,16 @@ def test_heads_or_modes_the_model_lacks_are_refused_clearly(client):
     assert "has never seen these characters" in refusal(client, "gpt", "Zebra ☃", [], "zero", False)
     assert "You have not trained a model yet" in refusal(client, "live", PROMPT, [], "zero", False)
     assert "You have not trained a model yet" in refusal(client, "live", "zero", False, api_name="/rank")
+
+
+def test_the_which_head_lesson_shows_the_head_rank_puts_first(client):
+    """The Lessons tab's "Which head matters?" and this tab's ranking measure the same thing the same way."""
+    summary, heatmap, grid, layer, head, link = client.predict("which-head", "blocks", "", 0, 0, -1, -1, False,
+                                                               api_name="/lesson")
+    _, _, table = client.predict("blocks", "zero", False, api_name="/rank")
+    _, top, rise = table["data"][0]
+    assert f"L{layer} H{head}" == top
+    shown = re.search(r"\(([+-]\d+\.\d{4})\): the most of all 12 heads", summary)
+    assert shown and float(shown[1]) == pytest.approx(rise, abs=6e-5), summary  # the table keeps 5 decimals
+    assert json.loads(heatmap["plot"])["data"][0]["type"] == "heatmap"
+    assert "lesson=which-head" in link and f"layer={layer}" in link

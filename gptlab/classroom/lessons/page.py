@@ -30,6 +30,7 @@ from ...markdown import code_span
 from ...prompts import fit_builtin
 from ...sampling import GenerationSettings
 from .context import context_lesson
+from .matters import NEEDED, head_ranking, ranking_caption
 from .presets import LESSONS, MAX_EXTEND, LessonView, caption, find_for, resolve_head
 
 EXTEND_TEMPERATURE = 0.8  # a lesson's seeded continuation, as the app's Lessons tab writes it
@@ -58,7 +59,7 @@ class LessonPage:
     view: LessonView  # layer and head are the ones drawn (never -1)
     title: str
     look_for: str  # what the teacher points at ('' for a view that is not a preset lesson)
-    caption: str  # Markdown, computed from the head's pattern (lessons.caption)
+    caption: str  # Markdown, computed from the head's pattern (lessons.caption), after the ranking if it has one
     heatmap: go.Figure  # the head's attention, [query, key]
     grid: go.Figure  # every head of the layer on one colour scale, each titled with its label
     note: str = ""  # Markdown: which characters of a built-in prompt this model never saw and left out
@@ -109,8 +110,12 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView, baseline: Checkpoint |
         ids = ids + list(generate_ids(checkpoint.model, ids, settings))
     seen = attention_view_ids(checkpoint.model, checkpoint.tokenizer, ids)
     labels = label_heads(seen.patterns, seen.tokens, seen.ids)
-    layer, head = resolve_head(labels, view.layer, view.head, find_for(view))
+    find = find_for(view)
+    ranking = head_ranking(checkpoint, ids) if find == NEEDED else None  # "Which head matters?"
+    layer, head = (ranking.resolve(view.layer, view.head) if ranking
+                   else resolve_head(labels, view.layer, view.head, find))
     pattern = seen.patterns[layer][head]  # [query, key]
+    words = caption(pattern, seen.tokens, seen.labels, labels[layer][head], unit_for(checkpoint.tokenizer.kind))
     heatmap = attention_heatmap(pattern, seen.labels, f"{view.model} · layer {layer} · head {head}")
     grid = head_grid(seen.patterns[layer], seen.labels, f"All heads of layer {layer}",
                      panel_titles=[label.panel_title for label in labels[layer]])
@@ -121,7 +126,7 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView, baseline: Checkpoint |
         view=replace(view, layer=layer, head=head),
         title=lesson.title if lesson else f"{view.model}: layer {layer}, head {head}",
         look_for=lesson.look_for if lesson else "",
-        caption=caption(pattern, seen.tokens, seen.labels, labels[layer][head], unit_for(checkpoint.tokenizer.kind)),
+        caption=f"{ranking_caption(ranking, layer, head)}\n\n{words}" if ranking else words,
         heatmap=heatmap,
         grid=grid,
         note=fit.note(code_span) if fit.changed else "",

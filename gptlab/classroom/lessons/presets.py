@@ -20,6 +20,7 @@ from ...errors import InputError, UnknownCharactersError
 from ...inside.heads import HeadLabel, describe
 from ...markdown import code_span
 from ...prompts import LESSON_PROMPTS, builtin_texts
+from .matters import NEEDED
 
 MAX_EXTEND = 200  # tokens a lesson may generate after its prompt before drawing
 
@@ -36,7 +37,7 @@ class Lesson:
     extend: int = 0  # tokens to generate (seeded) after the prompt before looking
     layer: int = -1  # -1 with ``find``: the best head for that label
     head: int = -1
-    find: str = ""  # a head label ('previous', 'line_start', ...) to look for when layer/head are -1
+    find: str = ""  # a head label ('previous', 'line_start', ...) or NEEDED to look for when layer/head are -1
     look_for: str = ""  # what the teacher points at
     baseline: str = ""  # a model without context: the lesson colours its text by bits, model minus baseline
 
@@ -54,6 +55,8 @@ LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
            look_for="an evenly lit triangle: this head averages everything it has seen."),
     Lesson("own-words", "6. Attention on the model's own words", LESSON_PROMPTS["own-words"], seed=7, extend=80,
            layer=0, head=0, look_for="the same patterns on text the model wrote itself (seed 7, 80 characters)."),
+    Lesson("which-head", "7. Which head matters?", LESSON_PROMPTS["which-head"], find=NEEDED,
+           look_for="the head the model misses most when it is switched off, and what it attends to."),
     Lesson("context-pays", "8. Where does context pay?", LESSON_PROMPTS["context-pays"], baseline="bigram",
            look_for="blue inside words, where the GPT's context nearly fixes the spelling; pale first letters: "
            "which word comes next is still open."),
