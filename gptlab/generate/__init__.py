@@ -15,6 +15,9 @@ from ..errors import SettingsError
 from ..prompts import sample_start
 from ..sampling import MAX_NEW_TOKENS, GenerationSettings, sample
 from ..tokenizers import Errors, IncrementalDecoder, Tokenizer
+from .engine import GenerationEngine, engine_for
+
+__all__ = ["GenerationEngine", "engine_for", "generate", "generate_ids", "stream_text"]
 
 
 @torch.no_grad()
@@ -58,16 +61,20 @@ def generate(
     errors: Errors = "strict",
     use_cache: bool = True,
     max_new_tokens_limit: int = MAX_NEW_TOKENS,
+    batched: bool = False,
 ) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text pieces, as soon as each is complete.
 
-    Raises UnknownCharactersError for characters a char model has never seen (unless errors
-    says to drop or replace them) and SettingsError for out-of-range settings, before any work.
+    ``batched`` decodes through the model's shared GenerationEngine (engine.py), together with every
+    other request to that model at the time; the text is the same. Raises UnknownCharactersError for
+    characters a char model has never seen (unless errors says to drop or replace them) and
+    SettingsError for out-of-range settings, before any work.
     """
     settings.validate(max_new_tokens_limit)
     # an empty prompt starts on a fresh line, as the tutorials do (or where the model can start)
     ids = tokenizer.encode(prompt, errors) or tokenizer.encode(sample_start(tokenizer))
-    yield from stream_text(tokenizer, generate_ids(model, ids, settings, use_cache))
+    tokens = engine_for(model).stream(ids, settings) if batched else generate_ids(model, ids, settings, use_cache)
+    yield from stream_text(tokenizer, tokens)
 
 
 def stream_text(tokenizer: Tokenizer, tokens: Iterable[int]) -> Iterator[str]:

@@ -28,9 +28,15 @@ class LayerKV:
         self.k: torch.Tensor | None = None  # (B, nh, T_past, hs)
         self.v: torch.Tensor | None = None
 
+    key_mask = None  # every row has the same past: the causal mask follows from ``length`` alone
+
     @property
     def length(self) -> int:
         return 0 if self.k is None else self.k.size(2)
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        """Absolute positions (T,) of the next T tokens."""
+        return torch.arange(self.length, self.length + T, device=device)
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.k is not None:
@@ -49,11 +55,17 @@ class KVCache:
     def length(self) -> int:
         return self.layers[0].length
 
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        return self.layers[0].positions(T, device)
+
 
 def rotary_tables(head_size: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of RoPE angles for the given positions, each (T, hs/2)."""
+    """cos and sin of RoPE angles for positions (T,), each (T, hs/2); for per-row positions (B, T), each
+    (B, 1, T, hs/2), broadcast over the heads."""
     inv_freq = 1.0 / (10000 ** (torch.arange(0, head_size, 2, device=positions.device).float() / head_size))
-    angles = positions.float()[:, None] * inv_freq[None, :]
+    angles = positions.float()[..., None] * inv_freq
+    if positions.dim() == 2:
+        angles = angles.unsqueeze(1)
     return angles.cos(), angles.sin()
 
 
@@ -99,35 +111,44 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         q, k = self.q_norm(q), self.k_norm(k)
-        if self.rope:
-            cos, sin = rotary_tables(self.head_size, torch.arange(past, past + T, device=x.device))
+        if self.rope:  # rows of a BatchKVCache each have their own positions
+            positions = kv.positions(T, x.device) if kv is not None else torch.arange(T, device=x.device)
+            cos, sin = rotary_tables(self.head_size, positions)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         listening = self.listening
         if listening:
             q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        mask = None
         if kv is not None:
             k, v = kv.extend(k, v)  # (B, nh, past + T, hs)
+            mask = kv.key_mask  # rows of different lengths: True where a query may see a key, (B, 1, T, S)
 
         cpu_dropout = self.training and self.dropout > 0 and x.device.type == "cpu"
-        if listening or (past > 0 and T > 1) or cpu_dropout:
-            y = self._explicit(q, k, v, past)
+        if listening or (mask is None and past > 0 and T > 1) or cpu_dropout:
+            y = self._explicit(q, k, v, past, mask)
         else:
-            # past == 0: the ordinary causal mask; T == 1: one new query sees every cached key
+            # past == 0: the ordinary causal mask; T == 1: one new query sees every cached key (of its row)
             y = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=past == 0 and T > 1
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                is_causal=mask is None and past == 0 and T > 1,
             )
         y = self.hook_z(y.transpose(1, 2))  # (B, T, nh, hs)
         y = y.contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
-    def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+    def _explicit(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """softmax(QK^T / sqrt(hs)) V written out, so the scores and the pattern can be seen at their hook points."""
         T, S = q.size(2), k.size(2)
         att = (q * (1.0 / math.sqrt(self.head_size))) @ k.transpose(-2, -1)  # (B, nh, T, S); scale the smaller q
         # query i sits at absolute position past + i and may see keys 0..past + i; later keys get -inf (weight 0).
         # Added in place: att is new here (its matmul keeps only q and k), and on CPU adding a 0/-inf matrix is
         # several times faster than masked_fill with a boolean one.
-        future = torch.full((T, S), float("-inf"), dtype=att.dtype, device=q.device).triu(diagonal=past + 1)
+        if mask is None:
+            future = torch.full((T, S), float("-inf"), dtype=att.dtype, device=q.device).triu(diagonal=past + 1)
+        else:  # per-row lengths (BatchKVCache): a key a row has not reached, or padding, gets -inf
+            future = torch.zeros(mask.shape, dtype=att.dtype, device=q.device).masked_fill(~mask, float("-inf"))
         att += future
         att = self.hook_attn_scores(att)
         att = F.softmax(att, dim=-1)

@@ -112,14 +112,19 @@ class GPT(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits for every position (B, T, vocab) and, given targets, the mean cross-entropy."""
+        """Logits for every position (B, T, vocab) and, given targets, the mean cross-entropy.
+
+        ``cache`` (a KVCache, or a BatchKVCache whose rows each have their own length) holds the keys and
+        values of earlier tokens; the T new tokens then continue at the cache's positions.
+        """
         B, T = idx.size()
-        past = cache.length if cache is not None else 0
+        past = cache.length if cache is not None else 0  # a BatchKVCache: its longest row
         if past + T > self.config.block_size:
             raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")
         x = self.transformer.wte(idx)  # (B, T, n_embd)
-        if self.transformer.wpe is not None:
-            x = x + self.transformer.wpe(torch.arange(past, past + T, device=idx.device))
+        if self.transformer.wpe is not None:  # positions (T,), or (B, T) for a BatchKVCache
+            positions = cache.positions(T, idx.device) if cache is not None else torch.arange(T, device=idx.device)
+            x = x + self.transformer.wpe(positions)
         x = self.hook_embed(self.transformer.drop(x))
         for i, layer in enumerate(self.transformer.h):
             x = layer(x, cache.layers[i] if cache is not None else None)

@@ -1,0 +1,168 @@
+"""One generation engine per model: every active request decoded together (continuous batching).
+
+A background thread runs while any request is active. Each step it prefills the rows that joined
+(one forward each, on their own prompt) or whose cache reached the context (restarting from the last
+half of it, as ``generate_ids`` does), then runs ONE forward for every row's newest token, each row at
+its own position (``BatchKVCache``). Every row samples with its own settings and seeded generator, so a
+request's tokens do not depend on who else is in the batch: they are ``generate_ids``'s tokens. A request
+whose stream is closed (the app's Stop, a time limit) leaves at the next step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import SettingsError
+from ..models.batch_cache import BatchKVCache
+from ..sampling import GenerationSettings, sample
+
+MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
+_END = object()
+
+
+@dataclass(eq=False)
+class _Row:
+    """One request: its tokens so far, how many it still wants, and where its own tokens go."""
+
+    context: list[int]
+    remaining: int
+    settings: GenerationSettings
+    generator: torch.Generator
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    cancelled: bool = False
+    prefilled: bool = False
+
+
+class GenerationEngine:
+    """Decodes every active request of one model together; ``stream`` is its thread-safe entry point."""
+
+    def __init__(self, model: nn.Module, max_rows: int = MAX_ROWS) -> None:
+        self.model, self.max_rows = model, max_rows
+        self.block = model.config.block_size
+        self.device = next(model.parameters()).device
+        # stateless: every next token depends on the last one alone (bigram), or the context is one token
+        self.stateless = model.new_cache() is None or self.block == 1
+        self.cache = None if self.stateless else BatchKVCache(model.config.n_layer, self.block, self.device)
+        self.rows: list[_Row] = []  # row i of the batch is cache row i (engine thread only)
+        self.peak_rows = 0  # the most rows decoded together so far
+        self._waiting: deque[_Row] = deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> int:
+        """Requests in the batch now (for tests and reports)."""
+        return len(self.rows)
+
+    def stream(self, ids: list[int], settings: GenerationSettings) -> Iterator[int]:
+        """New token ids after the prompt ``ids``, one at a time: the same ones ``generate_ids`` yields for
+        these ids and settings (logits equal within float tolerance). Closing the iterator frees its row."""
+        if not ids:
+            raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+        row = _Row(list(ids[-self.block:]), settings.max_new_tokens, settings, settings.make_generator(self.device))
+        if row.remaining == 0:
+            return
+        with self._lock:
+            self._waiting.append(row)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gptlab-generate", daemon=True)
+                self._thread.start()
+        try:
+            while (item := row.out.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            row.cancelled = True  # read by the engine thread at its next step
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._waiting and len(self.rows) < self.max_rows:
+                    self.rows.append(self._waiting.popleft())
+                self.peak_rows = max(self.peak_rows, len(self.rows))
+                if not self.rows:
+                    self._thread = None  # the next request starts a new thread
+                    return
+            try:
+                with torch.no_grad():
+                    self._step()
+            except Exception as exc:  # a failed forward ends the requests in it, not the engine
+                for row in self.rows:
+                    row.out.put(exc)
+                self.rows.clear()
+
+    def _step(self) -> None:
+        self._leave(lambda row: row.cancelled)
+        for i, row in enumerate(self.rows):
+            if self.stateless:
+                continue
+            # a new row, or one whose cache is full (then it restarts from the last half of the context)
+            while row.remaining and (not row.prefilled or self.cache.row_length(i) >= self.block):
+                self._prefill(i, row)
+        self._leave(lambda row: row.remaining == 0)
+        if self.rows:
+            self._decode()
+        self._leave(lambda row: row.remaining == 0)
+
+    def _prefill(self, i: int, row: _Row) -> None:
+        """Row i's prompt (or the last half of its context) through a one-sequence forward, into cache row i."""
+        window = row.context if not row.prefilled else row.context[-max(1, self.block // 2):]
+        kv = self.model.new_cache()
+        logits, _ = self.model(torch.tensor([window], device=self.device), cache=kv)
+        self.cache.put(i, kv)
+        row.prefilled = True
+        self._emit(row, logits[0, -1])
+
+    def _decode(self) -> None:
+        """One forward for the newest token of every row, each at its own position."""
+        last = torch.tensor([[row.context[-1]] for row in self.rows], device=self.device)  # (rows, 1)
+        if self.stateless:
+            logits, _ = self.model(last)
+        else:
+            self.cache.begin(len(self.rows))
+            logits, _ = self.model(last, cache=self.cache)
+        for row, row_logits in zip(self.rows, logits[:, -1], strict=True):
+            self._emit(row, row_logits)
+
+    def _emit(self, row: _Row, logits: torch.Tensor) -> None:
+        token = sample(logits, row.settings, row.generator)
+        row.context.append(token)
+        row.remaining -= 1
+        row.out.put(token)
+        if row.remaining == 0:
+            row.out.put(_END)
+
+    def _leave(self, gone) -> None:
+        """Drop the rows for which gone(row) holds; the last row fills each gap, so rows stay packed."""
+        i = 0
+        while i < len(self.rows):
+            if not gone(self.rows[i]):
+                i += 1
+                continue
+            last = len(self.rows) - 1
+            if i != last and self.cache is not None and self.rows[last].prefilled:
+                self.cache.move(last, i)
+            self.rows[i] = self.rows[last]
+            self.rows.pop()
+
+
+_engines: weakref.WeakKeyDictionary[nn.Module, GenerationEngine] = weakref.WeakKeyDictionary()
+_engines_lock = threading.Lock()
+
+
+def engine_for(model: nn.Module) -> GenerationEngine:
+    """The one engine of ``model`` (made on first use, gone with the model)."""
+    with _engines_lock:
+        engine = _engines.get(model)
+        if engine is None:
+            engine = _engines[model] = GenerationEngine(model)
+        return engine

@@ -1,0 +1,110 @@
+"""A KV cache for many independent sequences decoded together (continuous batching).
+
+Row r holds one request's keys and values, padded to the context: its first ``lengths[r]`` positions
+are real, the rest are ignored. Each row continues at its own position, and ``key_mask`` stops a query
+from seeing keys its row has not reached, so a row's logits equal those of the same sequence decoded alone.
+The first ``rows`` rows take part in a forward; the caller (gptlab.generate.engine) keeps them packed and
+calls ``begin`` before each forward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .attention import KVCache
+
+
+class BatchLayerKV:
+    """Keys and values of one attention layer for every row: storage (capacity, nh, block_size, hs)."""
+
+    def __init__(self, owner: BatchKVCache) -> None:
+        self.owner = owner
+        self.k: torch.Tensor | None = None  # allocated on the first put, when nh and hs are known
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return self.owner.length
+
+    @property
+    def key_mask(self) -> torch.Tensor:
+        return self.owner.key_mask
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        return self.owner.positions(T, device)
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new keys/values (rows, nh, T, hs) at each row's own positions; return (rows, nh, S, hs)."""
+        owner = self.owner
+        self.k[owner.picked, :, owner.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
+        self.v[owner.picked, :, owner.new_positions] = v.transpose(1, 2)
+        S = owner.key_mask.size(-1)
+        return self.k[: owner.rows, :, :S], self.v[: owner.rows, :, :S]
+
+    def put(self, row: int, kv, capacity: int) -> None:
+        """Copy a one-sequence cache layer (LayerKV with k (1, nh, L, hs)) into ``row``."""
+        if self.k is None or self.k.size(0) < capacity:
+            _, nh, _, hs = kv.k.shape
+            k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
+            v = torch.zeros_like(k)
+            if self.k is not None:
+                k[: self.k.size(0)], v[: self.v.size(0)] = self.k, self.v
+            self.k, self.v = k, v
+        L = kv.k.size(2)
+        self.k[row, :, :L] = kv.k[0]
+        self.v[row, :, :L] = kv.v[0]
+
+    def move(self, src: int, dst: int, L: int) -> None:
+        self.k[dst, :, :L] = self.k[src, :, :L]
+        self.v[dst, :, :L] = self.v[src, :, :L]
+
+
+class BatchKVCache:
+    """One BatchLayerKV per layer and each row's length. Call ``begin(rows, T)`` before each forward:
+    rows 0..rows-1 then take part, each feeding T new tokens at its own positions."""
+
+    def __init__(self, n_layer: int, block_size: int, device: torch.device | str = "cpu") -> None:
+        self.block_size, self.device = block_size, torch.device(device)
+        self.rows = 0
+        self.lengths: list[int] = []  # real positions per row
+        self.layers = [BatchLayerKV(self) for _ in range(n_layer)]
+        self.new_positions = self.picked = self.key_mask = None  # set by begin
+        self._past = 0
+
+    @property
+    def length(self) -> int:
+        """The longest taking part row before this forward (what the context check needs)."""
+        return self._past
+
+    def begin(self, rows: int, T: int = 1) -> None:
+        """Rows 0..rows-1 feed T tokens next: their positions, and the mask of the keys each query may see."""
+        self.rows = rows
+        lengths = torch.tensor(self.lengths[:rows], dtype=torch.long, device=self.device)
+        self.new_positions = lengths[:, None] + torch.arange(T, device=self.device)  # (rows, T)
+        self.picked = torch.arange(rows, device=self.device)[:, None]  # (rows, 1)
+        self._past = max(self.lengths[:rows], default=0)
+        # query t of row r sits at position lengths[r] + t and may see keys 0..that position, not the padding
+        S = self._past + T
+        self.key_mask = torch.arange(S, device=self.device) <= self.new_positions[:, None, :, None]  # (rows, 1, T, S)
+        self.lengths[:rows] = [n + T for n in self.lengths[:rows]]
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        """Each taking part row's positions for its T new tokens, (rows, T)."""
+        return self.new_positions.to(device)
+
+    def row_length(self, row: int) -> int:
+        return self.lengths[row]
+
+    def put(self, row: int, cache: KVCache) -> None:
+        """Row ``row`` (0..len(rows), growing the storage as needed) takes a prefilled one-sequence cache."""
+        if row >= len(self.lengths):
+            self.lengths += [0] * max(len(self.lengths), row + 1 - len(self.lengths), 4)
+        for layer, kv in zip(self.layers, cache.layers, strict=True):
+            layer.put(row, kv, len(self.lengths))
+        self.lengths[row] = cache.length
+
+    def move(self, src: int, dst: int) -> None:
+        """Row ``src`` takes the place of row ``dst`` (whose contents are dropped)."""
+        for layer in self.layers:
+            layer.move(src, dst, self.lengths[src])
+        self.lengths[dst] = self.lengths[src]

@@ -1,0 +1,139 @@
+"""Continuous batching: rows decoded together get the logits and the tokens they would get alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from conftest import train_tiny
+
+from gptlab import GenerationSettings, ModelConfig, SettingsError, UnknownCharactersError, generate, generate_ids
+from gptlab.generate import GenerationEngine
+from gptlab.hooks import hooks
+from gptlab.models.batch_cache import BatchKVCache
+
+CONFIGS = {
+    "gpt": ModelConfig(kind="gpt", n_layer=2, n_head=2, n_embd=32, block_size=16),
+    "rope": ModelConfig(kind="gpt", n_layer=2, n_head=2, n_embd=16, block_size=16, pos="rope", qk_norm=True),
+    "blocks": ModelConfig(kind="blocks", n_layer=2, n_head=4, n_embd=32, block_size=8),
+    "multi_head": ModelConfig(kind="multi_head", n_layer=1, n_head=4, n_embd=32, block_size=8),
+    "single_head": ModelConfig(kind="single_head", n_layer=1, n_head=1, n_embd=32, block_size=8),
+    "bigram": ModelConfig(kind="bigram", block_size=8),
+    "block1": ModelConfig(kind="gpt", n_layer=1, n_head=2, n_embd=16, block_size=1),
+}
+PROMPTS = ["F", "First Citizen:", "Before we proceed any further, hear me"]  # 1 token, short, over the context
+
+
+@pytest.fixture(scope="module")
+def models(tiny_text):
+    return {name: train_tiny(config, tiny_text, steps=15) for name, config in CONFIGS.items()}
+
+
+def crowd(engine: GenerationEngine, jobs: list[tuple[list[int], GenerationSettings]]) -> list[list[int]]:
+    """Every job's tokens, all started before any is read on, so they are decoded together."""
+    streams = [engine.stream(ids, s) for ids, s in jobs]
+    firsts = [[next(stream)] for stream in streams]
+    return [first + list(stream) for first, stream in zip(firsts, streams, strict=True)]
+
+
+@pytest.mark.parametrize("name", ["gpt", "rope"])
+@pytest.mark.parametrize("listening", [False, True])
+def test_batched_logits_equal_one_sequence_logits(models, name, listening):
+    """Rows of different lengths, one forward: each row's logits equal its own cached forward (<= 1e-5),
+    on the fused path and on the written-out one (a hook listening)."""
+    model, tok = models[name]
+    rows = [tok.encode(p)[-12:] for p in PROMPTS]  # 1, 12 and 12 tokens: different positions
+    rows[1] = rows[1][:7]
+    alone = [model.new_cache() for _ in rows]
+    batch = BatchKVCache(model.config.n_layer, model.config.block_size)
+    with torch.no_grad():
+        for i, (ids, kv) in enumerate(zip(rows, alone, strict=True)):
+            model(torch.tensor([ids]), cache=kv)
+            batch.put(i, kv)
+        seen = {}
+        listen = {f"transformer.h.{i}.attn.hook_pattern": (lambda t, i=i: seen.__setitem__(i, t))
+                  for i in range(model.config.n_layer)} if listening else {}
+        for step in range(4):  # row 2 reaches the context limit (16) at the last step
+            new = [[(7 * step + 3 * i) % tok.vocab_size] for i in range(len(rows))]
+            batch.begin(len(rows))
+            with hooks(model, listen):
+                together, _ = model(torch.tensor(new), cache=batch)
+            for i, kv in enumerate(alone):
+                own, _ = model(torch.tensor([new[i]]), cache=kv)
+                torch.testing.assert_close(together[i, -1], own[0, -1], atol=1e-5, rtol=1e-5)
+    assert bool(seen) == listening
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_tokens_alone_and_in_a_crowd_equal_generate_ids(models, name):
+    """Same ids, settings and seed: the engine's tokens are generate_ids's, alone or in a crowd, across
+    the cache restarts at the context limit (60 tokens on a context of 16 or less)."""
+    model, tok = models[name]
+    settings = [GenerationSettings(max_new_tokens=60, temperature=t, top_k=k, top_p=p, seed=seed)
+                for t, k, p, seed in [(0.8, 0, 1.0, 1), (1.2, 5, 1.0, 2), (1.0, 0, 0.9, 3), (0.0, 0, 1.0, 4)]]
+    jobs = [(tok.encode(PROMPTS[i % len(PROMPTS)]), s) for i, s in enumerate(settings * 2)]
+    expected = [list(generate_ids(model, ids, s)) for ids, s in jobs]
+    engine = GenerationEngine(model)
+    assert [list(engine.stream(ids, s)) for ids, s in jobs[:2]] == expected[:2]  # alone
+    assert crowd(engine, jobs) == expected
+    assert engine.peak_rows > 1  # they were decoded together
+
+
+def test_a_closed_stream_frees_its_row(models):
+    model, tok = models["gpt"]
+    engine = GenerationEngine(model)
+    long = GenerationSettings(max_new_tokens=20_000, seed=1)
+    stream, other = engine.stream(tok.encode("First"), long), engine.stream(tok.encode("Be"), long)
+    next(stream), next(other)
+    stream.close()  # the app's Stop closes the stream the same way
+    wait_for(lambda: engine.active == 1)
+    other.close()
+    wait_for(lambda: engine.active == 0 and engine._thread is None)  # the thread ends with the last row
+
+
+def test_errors_come_before_any_work(models):
+    model, tok = models["gpt"]
+    engine = GenerationEngine(model)
+    with pytest.raises(SettingsError, match="no tokens"):
+        next(engine.stream([], GenerationSettings()))
+    with pytest.raises(UnknownCharactersError):
+        next(generate(model, tok, "First \u2603", GenerationSettings(), batched=True))
+    with pytest.raises(SettingsError, match="temperature"):
+        next(generate(model, tok, "First", GenerationSettings(temperature=-1.0), batched=True))
+    assert engine.active == 0 and engine._thread is None
+    assert list(engine.stream(tok.encode("First"), GenerationSettings(max_new_tokens=0))) == []
+
+
+def test_batched_text_equals_the_one_sequence_text(models):
+    model, tok = models["rope"]
+    settings = GenerationSettings(max_new_tokens=50, seed=5)
+    assert "".join(generate(model, tok, "First", settings, batched=True)) == "".join(
+        generate(model, tok, "First", settings))
+
+
+def wait_for(condition, limit_s: float = 30.0) -> None:
+    """Poll until condition() holds (the engine thread acts at its next step); fail after limit_s."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "the engine did not get there"
+        time.sleep(0.01)
+
+
+def test_many_threads_each_get_their_own_seed(models):
+    model, tok = models["gpt"]
+    engine = GenerationEngine(model)
+    results: dict[int, list[int]] = {}
+
+    def one(seed: int) -> None:
+        results[seed] = list(engine.stream(tok.encode("First"), GenerationSettings(max_new_tokens=40, seed=seed)))
+
+    threads = [threading.Thread(target=one, args=(seed,)) for seed in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed, tokens in results.items():
+        alone = generate_ids(model, tok.encode("First"), GenerationSettings(max_new_tokens=40, seed=seed))
+        assert tokens == list(alone)
