@@ -39,3 +39,25 @@ def test_a_checked_head_knocked_out_draws_the_after_chart(page):
     page.wait_for_selector("#ablate-bits .js-plotly-plot .bars")
     assert "nats/token" in page.inner_text("#ablate-note")
     page.screenshot(path=str(SHOTS / "knock-out-heads.png"), full_page=True)
+
+
+def test_the_which_head_lesson_draws_the_head_the_model_needs_most(page):
+    """A lesson link to "Which head matters?" with blocks: caption, heatmap and head fields name the head whose
+    removal raises the validation loss most (rank_heads on the same fixed val batches)."""
+    from gptlab import load_checkpoint
+    from gptlab.inside.ablation import rank_heads, shakespeare_val_batches
+
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "blocks")
+    layer, head, rise = rank_heads(checkpoint.model, shakespeare_val_batches(checkpoint))[0]
+    page.goto(page.url.split("?")[0] + "?lesson=which-head&model=blocks")
+    page.wait_for_selector("#gen-btn")
+    open_tab(page, "Lessons")
+    page.wait_for_function("(document.querySelector('#les-caption') || {}).innerText?.includes('of all 12 heads')",
+                           timeout=120_000)
+    caption = page.inner_text("#les-caption")
+    assert f"Switching off layer {layer}, head {head} alone" in caption
+    assert f"({rise:+.4f}): the most of all 12 heads" in caption
+    page.wait_for_selector("#les-heatmap .js-plotly-plot .hm")
+    assert page.input_value("#les-layer input") == str(layer) and page.input_value("#les-head input") == str(head)
+    assert plot_width(page, "#les-heatmap") > 300
+    page.screenshot(path=str(SHOTS / "lesson-which-head.png"), full_page=True)
