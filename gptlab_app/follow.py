@@ -4,8 +4,8 @@ matching heatmap row outlined.
 
 A click on a character, or ← / → with the text focused, writes its position into the hidden number
 ``#{prefix}-follow-pos`` and triggers its change; the server then only re-reads a row of the prompt's
-attention, kept per model and prompt, with no new forward pass. Another tab opens the view at a position
-by setting that number (and the tab's prompt) the same way.
+attention, kept per model and prompt, with no new forward pass. Another tab opens the view at a prompt and
+position with ``follow_js.open_follow_js()`` as its event's ``js=``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from gptlab.checkpoint import Checkpoint
 from gptlab.classroom.catalog import Catalog
 from gptlab.errors import InputError
 from gptlab.figures import follow_heatmap, follow_text_html
-from gptlab.figures.follow import OUTLINE, heatmap_zmax
+from gptlab.figures.follow import heatmap_zmax
 from gptlab.inside import AttentionView, attention_view, follow
 from gptlab.prompts import fit_builtin
 
 from .common import checked_prompt, layer_and_head, library_errors, plot, quietly, token_position
+from .follow_js import on_load_js
 from .pickers import get_model
 
 BY = [("this head", "head"), ("average of the layer's heads", "mean"), ("rollout (all layers)", "rollout")]
@@ -74,7 +75,8 @@ def show(catalog: Catalog, model, prompt, layer, head, by, position, teacher=Fal
         view = cached_view(checkpoint, fit.text, keep=checkpoint is not live)
         found = follow(view, checkpoint.tokenizer, layer, head if by == "head" else by, position)
     label = view.labels[found.position]
-    fig = follow_heatmap(found.matrix, view.labels, found.position, f"{model} · {found.source} · row {label}",
+    short = "rollout" if by == "rollout" else found.source  # the caption says what rollout is
+    fig = follow_heatmap(found.matrix, view.labels, found.position, f"{model} · {short} · row {label}",
                          rollout=by == "rollout")
     caption = [f"Following {label}: shaded by {found.source}, the weight it gives each earlier token. "
                "Click a character, or click the text and press ← / →."]
@@ -94,69 +96,6 @@ def show_on_open(catalog: Catalog, model, prompt, layer, head, by, position, tea
                  live: Checkpoint | None = None) -> tuple:
     """The followed character drawn when the page opens (the last one), quietly if the defaults cannot be."""
     return quietly(lambda: show(catalog, model, prompt, layer, head, by, position, teacher, live), 2)
-
-
-def on_load_js(prefix: str) -> str:
-    """The text view's script: a click or ← / → (the text focused) writes the position into the hidden number
-    ``#{prefix}-follow-pos`` and moves the outline at once; the server's answer then redraws the shading."""
-    return f"""
-element.tabIndex = 0;
-element.setAttribute('aria-label', 'Follow one character: click a character, or use the left and right arrows');
-const choose = (to) => {{
-  const tokens = element.querySelectorAll('.gl-tok');
-  const input = document.querySelector('#{prefix}-follow-pos input');
-  if (!tokens.length || !input) return;
-  to = Math.max(0, Math.min(tokens.length - 1, to));
-  tokens.forEach((t) => {{
-    const on = Number(t.dataset.pos) === to;
-    t.classList.toggle('gl-sel', on);
-    t.style.outline = on ? '3px solid {OUTLINE}' : '';
-    t.style.outlineOffset = on ? '1px' : '';
-  }});
-  input.value = String(to);
-  input.dispatchEvent(new Event('input', {{bubbles: true}}));
-}};
-element.addEventListener('click', (e) => {{
-  const token = e.target.closest('[data-pos]');
-  if (token) {{ element.focus(); choose(Number(token.dataset.pos)); }}
-}});
-element.addEventListener('keydown', (e) => {{
-  if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
-  e.preventDefault();
-  const at = element.querySelector('.gl-sel');
-  if (at) choose(Number(at.dataset.pos) + (e.key === 'ArrowRight' ? 1 : -1));
-}});
-"""
-
-
-def open_follow_js(tab: str = "Attention explorer", prefix: str = "att") -> str:
-    """A ``js=`` handler for another tab's event, ``(prompt, position) => ...``: opens ``tab`` (from the bar or
-    Gradio's 'More tabs' menu), waits until its view is drawn, writes the prompt and the position and presses
-    the tab's draw button ``#{prefix}-btn``, which redraws the tab and follows that position."""
-    return f"""(prompt, position) => {{
-  const name = {tab!r};
-  const tabs = [...document.querySelectorAll('button[role=tab], .overflow-dropdown button')];
-  let button = tabs.find((b) => b.textContent.trim() === name && b.offsetParent !== null);
-  if (!button) {{
-    const more = document.querySelector("button[aria-label='More tabs']");
-    if (more) more.click();
-    button = [...document.querySelectorAll('.overflow-dropdown button')].find((b) => b.textContent.trim() === name);
-  }}
-  if (button) button.click();
-  const set = (el, value) => {{ el.value = value; el.dispatchEvent(new Event('input', {{bubbles: true}})); }};
-  const start = Date.now();
-  const fill = () => {{
-    const box = document.querySelector('#{prefix}-prompt textarea');
-    const at = document.querySelector('#{prefix}-follow-pos input');
-    const draw = document.querySelector('#{prefix}-btn');
-    if (!box || !at || !draw) {{ if (Date.now() - start < 10000) setTimeout(fill, 100); return; }}
-    set(box, prompt);
-    set(at, String(position));
-    draw.click();
-  }};
-  fill();
-  return [prompt, position];
-}}"""
 
 
 def follow_section(prefix: str) -> tuple[gr.Radio, gr.Number, gr.HTML, gr.Plot]:

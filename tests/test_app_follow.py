@@ -76,7 +76,7 @@ def test_a_position_past_the_end_follows_the_last_token_and_says_so(client):
 def test_teacher_mode_is_large_and_cividis(client):
     plain, _ = client.predict("gpt", PROMPT, 0, 0, "head", 5, False, api_name="/follow")
     text, heatmap = client.predict("gpt", PROMPT, 0, 0, "head", 5, True, api_name="/follow")
-    assert "font-size:28px" in text and "font-size:17px" in plain
+    assert "font-size:28px" in text and "font-size:20px" in plain
     assert json.loads(heatmap["plot"])["data"][0]["colorscale"][0][1] == "#00224e"  # Cividis starts dark blue
     assert shading(text)[0] == shading(plain)[0]  # the same weights, drawn larger
 

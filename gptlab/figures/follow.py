@@ -21,7 +21,7 @@ from .style import COLORSCALE, TEACHER_COLORSCALE, escape_markup
 OUTLINE = "#e4572e"  # the followed token and its heatmap row: an orange-red that neither scale contains
 SELECTED = "gl-sel"  # class of the followed token's span (a page's script looks for it)
 FUTURE = "gl-future"  # class of tokens the followed one cannot see
-FUTURE_STYLE = "background:#ececec;color:#9a9a9a;text-decoration:line-through dotted"
+FUTURE_STYLE = "background:#f0f0f0;color:#a3a3a3"
 
 
 def _attr(text: object) -> str:
@@ -68,7 +68,7 @@ def follow_text_html(tokens: Sequence[str], weights: torch.Tensor, position: int
                          f'title="{i}:{_attr(token)} · weight {weight:.3f}" '
                          f'style="background:{color};color:{_ink(color)}{outline}">{shown}</span>')
         spans.append("<br>" * token.count("↵"))
-    size = 28 if teacher else 17
+    size = 28 if teacher else 20
     legend = ", ".join(sample_colorscale(scale, [0, 0.25, 0.5, 0.75, 1]))
     return (
         f'<div class="gl-follow" data-n="{len(tokens)}" data-position="{position}" '

@@ -1,0 +1,130 @@
+"""Follow one character in Debian Chromium, on the shipped checkpoints as `python app.py` serves them: a click
+chooses a character, → and ← move it, the shading is the head's attention row and the heatmap's outline moves
+with it; the choice stays when the head or the model changes; another tab can open the view at a prompt and
+position. Screenshots go to test-output/."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from app_process import REPO, running_app
+from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab
+
+from gptlab import load_checkpoint
+from gptlab.inside import attention_view, rollout
+from gptlab_app.follow_js import open_follow_js
+
+pytestmark = BROWSER_MARKS
+PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
+        page.goto(app_url)
+        page.wait_for_selector("#gen-btn")
+        yield page
+        browser.close()
+
+
+def followed(page, prefix: str, position: int, title_part: str = "") -> None:
+    """Wait until the server's answer for ``position`` is drawn: the text, and the heatmap titled for its row."""
+    page.wait_for_function(
+        """([prefix, position, part]) => {
+             const view = document.querySelector(`#${prefix}-follow .gl-follow`);
+             const title = document.querySelector(`#${prefix}-follow-heatmap .gtitle`);
+             return view && view.dataset.position === String(position) && title
+               && title.textContent.includes(`row ${position}:`) && title.textContent.includes(part);
+           }""", arg=[prefix, position, title_part])
+
+
+def shown(page, prefix: str) -> tuple[int, list[float], int, float]:
+    """(the selected token's position, every visible token's weight, how many are greyed, the outlined row)."""
+    selected = int(page.get_attribute(f"#{prefix}-follow .gl-sel", "data-pos"))
+    weights = [float(w) for w in page.eval_on_selector_all(f"#{prefix}-follow [data-weight]",
+                                                           "spans => spans.map(s => s.dataset.weight)")]
+    future = page.locator(f"#{prefix}-follow .gl-future").count()
+    row = page.evaluate(f"""() => {{
+        const shape = document.querySelector('#{prefix}-follow-heatmap .js-plotly-plot').layout.shapes[0];
+        return (shape.y0 + shape.y1) / 2; }}""")
+    return selected, weights, future, row
+
+
+def test_another_tab_opens_the_explorer_at_a_prompt_and_position(page):
+    """What a tab such as 'Where context pays' runs as its event's js= to open Follow one character there (first:
+    the explorer still shows gpt, whose context holds the whole prompt)."""
+    open_tab(page, "Generate")
+    prompt = "All:\nSpeak, speak."
+    page.evaluate(f"() => ({open_follow_js()})({prompt!r}, 3)")
+    followed(page, "att", 3)
+    assert page.input_value("#att-prompt textarea") == prompt
+    assert page.get_attribute("#att-follow .gl-follow", "data-n") == str(len(prompt))
+
+
+def test_character_10_then_right_arrow_follows_character_11(page):
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "gpt")
+    pattern = attention_view(checkpoint.model, checkpoint.tokenizer, PROMPT).patterns[0][0]
+    open_tab(page, "Attention explorer")
+    page.fill("#att-prompt textarea", PROMPT)
+    page.click("#att-btn")
+    page.wait_for_function("n => (document.querySelector('#att-follow .gl-follow') || {dataset: {}}).dataset.n === n",
+                           arg=str(len(PROMPT)))
+    page.locator("#att-follow [data-pos='10']").click()
+    followed(page, "att", 10)
+    at, before, future, row = shown(page, "att")
+    assert (at, len(before), future, row) == (10, 11, len(PROMPT) - 11, 10)
+    assert torch.allclose(torch.tensor(before), pattern[10, :11], atol=1e-3)
+    page.keyboard.press("ArrowRight")  # the text kept the focus the click gave it
+    followed(page, "att", 11)
+    at, after, future, row = shown(page, "att")
+    assert (at, len(after), future, row) == (11, 12, len(PROMPT) - 12, 11)
+    assert torch.allclose(torch.tensor(after), pattern[11, :12], atol=1e-3) and after[:11] != before
+    page.screenshot(path=str(SHOTS / "follow-explorer.png"), full_page=True)
+    page.keyboard.press("ArrowLeft")
+    followed(page, "att", 10)
+    # another head, then another model: the same character is still followed
+    page.fill("#att-head input[type=number]", "2")
+    page.click("#att-btn")
+    followed(page, "att", 10, "head 2")
+    assert shown(page, "att")[0] == 10
+    page.click("#att-model input")
+    page.locator("[role=option]", has_text="gpt-bpe").first.click()
+    page.click("#att-btn")
+    followed(page, "att", 10, "gpt-bpe ·")
+    at, weights, _, row = shown(page, "att")
+    assert (at, len(weights), row) == (10, 11, 10)
+    # a model whose context (8 tokens) ends before it: the last token is followed, and the caption says so
+    page.click("#att-model input")
+    page.locator("[role=option]", has_text="blocks").first.click()
+    page.click("#att-btn")
+    followed(page, "att", 7, "blocks ·")
+    assert "Position 10 is past the end of this text (8 tokens)" in page.inner_text("#att-follow .gl-follow-caption")
+
+
+def test_look_closer_follows_rollout_and_moves_left(page):
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "gpt")
+    open_tab(page, "Look closer")
+    page.wait_for_selector("#closer-follow .gl-tok")
+    prompt = page.input_value("#closer-prompt textarea")
+    matrix = rollout(attention_view(checkpoint.model, checkpoint.tokenizer, prompt).patterns)[-1]
+    page.locator("#closer-follow-by label", has_text="rollout").click()
+    page.locator("#closer-follow [data-pos='6']").click()
+    followed(page, "closer", 6, "rollout")
+    page.keyboard.press("ArrowLeft")
+    followed(page, "closer", 5, "rollout")
+    at, weights, future, row = shown(page, "closer")
+    assert (at, row, future) == (5, 5, len(prompt) - 6)
+    assert torch.allclose(torch.tensor(weights), matrix[5, :6], atol=1e-3)
+    page.screenshot(path=str(SHOTS / "follow-closer.png"), full_page=True)
