@@ -24,6 +24,7 @@ from .common import REPO, Options, Row, judge, median, percentile
 from .models import DEFAULT_CHECKPOINT, default_model
 from .quality import corpus
 
+FOLLOW_TARGET_MS = 300.0  # a move along the text (issue 14): the shading follows a held arrow key
 START_LIMIT_S = 180  # give up on a server that has not answered by then (a loaded machine is slow)
 TARGETS = {"start": 10.0, "attention_p50": 150.0, "first_token": 200.0}
 
@@ -97,6 +98,33 @@ def requests(url: str, block_size: int, n: int, text: str, gen_prompt: str) -> d
     return {"attention_s": attention, "first_token_s": first_token, "prompt_chars": len(prompt)}
 
 
+def follow_requests(url: str, n: int, text: str, block_size: int) -> dict[str, Any]:
+    """/follow as a visitor moves along a prompt of the full context with → (one position per request, gpt layer 0
+    head 0): each move re-reads the prompt's kept attention; the first request, which captures it, is a warm-up."""
+    from gradio_client import Client
+
+    prompt = (text * (block_size // max(1, len(text)) + 1))[:block_size]
+
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    client.predict("gpt", prompt, 0, 0, "head", 0, False, api_name="/follow")
+    moves = []
+    for i in range(n):
+        start = time.perf_counter()
+        client.predict("gpt", prompt, 0, 0, "head", (i + 1) % len(prompt), False, api_name="/follow")
+        moves.append(time.perf_counter() - start)
+    client.close()
+    return {"follow_move_s": moves, "follow_chars": len(prompt)}
+
+
+def follow_rows(row: Any, timings: dict[str, Any], options: Options) -> list[Row]:
+    """The Follow one character rows: p50 (judged against FOLLOW_TARGET_MS) and p95 per move."""
+    ms = [1e3 * t for t in timings["follow_move_s"]]
+    return [row(f"/follow, follow one character: p50 per move at {timings['follow_chars']} characters",
+                round(median(ms)), "ms", f"≤ {FOLLOW_TARGET_MS:g} ms",
+                judge(median(ms), FOLLOW_TARGET_MS, False, options)),
+            row("/follow: p95 per move", round(percentile(ms, 95)), "ms")]
+
+
 def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     folder, served = shelf(options)
     model, label = default_model(options)
@@ -116,6 +144,7 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
         # the app's default prompt, without any character the served model has never seen
         gen_prompt = fit_text(load_tokenizer(folder / "gpt"), GENERATE_PROMPT).text
         timings = requests(url, model.config.block_size, n, text, gen_prompt)
+        timings |= follow_requests(url, n, text, model.config.block_size)
         rss = peak_rss_mib(process.pid)
     except Exception:
         log.seek(0)
@@ -147,10 +176,13 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
             f"≤ {TARGETS['first_token']:g} ms",
             judge(stats["first_token_p50_ms"], TARGETS["first_token"], False, options)),
         row("/generate: time to first token, p95", round(stats["first_token_p95_ms"]), "ms"),
+        *follow_rows(row, timings, options),
         row("peak memory of the app process (VmHWM)", round(rss, 1) if rss else None, "MiB"),
     ]
     notes = [f"Served: {served}; model {label}. {n} requests of each kind, one at a time, through gradio_client "
              "on 127.0.0.1, after one warm-up request; latencies are client round trips."]
+    notes.append(f"/follow: {len(timings['follow_move_s'])} moves of one position (→), after one warm-up request "
+                 "that captures the prompt's attention; a move re-reads it.")
     return {"rows": [r.to_dict() for r in rows], "raw": {**stats, **timings}, "notes": notes}
 
 
