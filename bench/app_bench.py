@@ -26,7 +26,8 @@ from .quality import corpus
 
 FOLLOW_TARGET_MS = 300.0  # a move along the text (issue 14): the shading follows a held arrow key
 START_LIMIT_S = 180  # give up on a server that has not answered by then (a loaded machine is slow)
-TARGETS = {"start": 10.0, "attention_p50": 150.0, "first_token": 200.0}
+# /surprise scores a 2,000-character text window by window (two models for A minus B): a class waits ~1 s
+TARGETS = {"start": 10.0, "attention_p50": 150.0, "first_token": 200.0, "surprise_p50": 1500.0}
 
 
 def free_port() -> int:
@@ -98,6 +99,22 @@ def requests(url: str, block_size: int, n: int, text: str, gen_prompt: str) -> d
     return {"attention_s": attention, "first_token_s": first_token, "prompt_chars": len(prompt)}
 
 
+def surprise_requests(url: str, n: int, text: str, against: bool) -> dict[str, Any]:
+    """/surprise on ``text`` (the cap, 2,000 characters): gpt minus bigram when ``against``, else gpt's bits."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    args = (text, "gpt", "bigram" if against else "gpt", "A minus B" if against else "bits of A", False)
+    client.predict(*args, api_name="/surprise")  # warm-up
+    seconds = []
+    for _ in range(n):
+        start = time.perf_counter()
+        client.predict(*args, api_name="/surprise")
+        seconds.append(time.perf_counter() - start)
+    client.close()
+    return {"surprise_s": seconds, "surprise_chars": len(text), "surprise_against": against}
+
+
 def follow_requests(url: str, n: int, text: str, block_size: int) -> dict[str, Any]:
     """/follow as a visitor moves along a prompt of the full context with → (one position per request, gpt layer 0
     head 0): each move re-reads the prompt's kept attention; the first request, which captures it, is a warm-up."""
@@ -144,6 +161,10 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
         # the app's default prompt, without any character the served model has never seen
         gen_prompt = fit_text(load_tokenizer(folder / "gpt"), GENERATE_PROMPT).text
         timings = requests(url, model.config.block_size, n, text, gen_prompt)
+        from gptlab_app.common import MAX_PROMPT_CHARS  # the server's cap on a text
+
+        against = (folder / "bigram").is_dir()
+        timings |= surprise_requests(url, max(3, n // 3), text[:MAX_PROMPT_CHARS], against)
         timings |= follow_requests(url, n, text, model.config.block_size)
         rss = peak_rss_mib(process.pid)
     except Exception:
@@ -163,7 +184,7 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     load = Row("", None, "").load1
     stats = {"start_s": start_s, "attention_p50_ms": median(att_ms), "attention_p95_ms": percentile(att_ms, 95),
              "first_token_p50_ms": median(ttft_ms), "first_token_p95_ms": percentile(ttft_ms, 95),
-             "peak_rss_mib": rss}
+             "peak_rss_mib": rss, "surprise_p50_ms": median([1e3 * t for t in timings["surprise_s"]])}
     row = partial(Row, threads=os.cpu_count() or 1, load1=load)  # the app runs one PyTorch thread per core
     rows = [
         row("start to first page", round(start_s, 2), "s", f"≤ {TARGETS['start']:g} s",
@@ -176,6 +197,9 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
             f"≤ {TARGETS['first_token']:g} ms",
             judge(stats["first_token_p50_ms"], TARGETS["first_token"], False, options)),
         row("/generate: time to first token, p95", round(stats["first_token_p95_ms"]), "ms"),
+        row(f"/surprise on {timings['surprise_chars']:,} chars ({'gpt − bigram' if against else 'gpt'}): p50",
+            round(stats["surprise_p50_ms"]), "ms", f"≤ {TARGETS['surprise_p50']:g} ms",
+            judge(stats["surprise_p50_ms"], TARGETS["surprise_p50"], False, options)),
         *follow_rows(row, timings, options),
         row("peak memory of the app process (VmHWM)", round(rss, 1) if rss else None, "MiB"),
     ]
@@ -183,6 +207,8 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
              "on 127.0.0.1, after one warm-up request; latencies are client round trips."]
     notes.append(f"/follow: {len(timings['follow_move_s'])} moves of one position (→), after one warm-up request "
                  "that captures the prompt's attention; a move re-reads it.")
+    notes.append(f"/surprise: {len(timings['surprise_s'])} requests after one warm-up, the first "
+                 f"{timings['surprise_chars']:,} characters of the corpus (the server's cap on a text).")
     return {"rows": [r.to_dict() for r in rows], "raw": {**stats, **timings}, "notes": notes}
 
 

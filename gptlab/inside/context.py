@@ -27,7 +27,8 @@ class SurpriseView:
     """Model A's surprise at a text (``a``: ``bits``, ``ranks`` ``[T]``, top-k ``[T, k]``, see ``Surprise``) and,
     when B is given, B's on the same tokens (``b``), A minus B (``difference.bits`` ``[T]``, bits; negative where
     A is less surprised) and, for char models on prose, what A's context saves inside words and at their start
-    (``pays``). ``names`` are the two models' names as shown; ``unit`` is 'character' or 'token'."""
+    (``pays``). ``names`` are the two models' names as shown; ``unit`` is 'character' or 'token'; ``ends`` ``[N]``
+    is where each token ends in ``a.text`` (characters: ``a.text[:ends[i]]`` is the text up to token i)."""
 
     a: Surprise
     b: Surprise | None
@@ -35,6 +36,7 @@ class SurpriseView:
     pays: ContextPays | None
     names: tuple[str, str]
     unit: str
+    ends: list[int]
 
     @property
     def summary(self) -> str:
@@ -83,4 +85,8 @@ def surprise_view(model_a: nn.Module, tokenizer_a: Tokenizer, text: str, model_b
             pays = context_pays(a, b)
         except InputError:  # BPE tokens, or a text with no word to split: the view stands without it
             pays = None
-    return SurpriseView(a, b, difference, pays, names, unit_for(getattr(tokenizer_a, "kind", "char")))
+    if len(a.ids) == len(text):  # one token per character
+        ends = list(range(1, len(text) + 1))
+    else:  # decoded prefixes: a byte-level token that ends inside a character ends where its character does
+        ends = [len(tokenizer_a.decode(a.ids[: i + 1])) for i in range(len(a.ids))]
+    return SurpriseView(a, b, difference, pays, names, unit_for(getattr(tokenizer_a, "kind", "char")), ends)

@@ -1,7 +1,8 @@
 """Where context pays: a text coloured character by character by how surprised a model is (bits, −log2 of the
 probability it gave the true next character), or by model A minus model B (any rung, snapshot or the visitor's
 live model), so a class sees where a longer context helps; hovering a character shows its bits, its rank among
-the model's guesses and the top five."""
+the model's guesses and the top five; clicking one opens Follow one character (in the Attention explorer) on the
+text up to that character."""
 
 from __future__ import annotations
 
@@ -15,11 +16,34 @@ from gptlab.inside.context import SurpriseView, surprise_view
 from gptlab.prompts import SURPRISE_PROMPT
 
 from ..common import MAX_PROMPT_CHARS, TEACH, bind, checked_prompt, fitted_prompt, library_errors, plot, quietly
+from ..follow_js import open_follow_js
 from ..pickers import Visitor
 from ..rungs import Rungs
 
 BITS, MINUS = "bits of A", "A minus B"
 MODES = (BITS, MINUS)
+# Wires a click on a coloured character (each time a figure is drawn; once per Plotly element): the cell's hover
+# text starts with its token position; the figure's meta holds the text and where each token ends in it.
+FOLLOW_ON_CLICK_JS = f"""() => {{
+  const follow = {open_follow_js()};
+  const wire = (tries) => {{
+    const plot = document.querySelector('#surprise-plot .js-plotly-plot');
+    if (!plot || !plot.on) {{ if (tries > 0) setTimeout(() => wire(tries - 1), 200); return; }}
+    if (plot.dataset.follows) return;
+    plot.dataset.follows = '1';
+    plot.on('plotly_click', (event) => {{
+      const point = (event.points || [])[0];
+      const meta = plot.layout && plot.layout.meta;
+      if (!point || !meta || !meta.ends) return;
+      const [row, col] = point.pointIndex || [];
+      const cell = ((point.data.customdata || [])[row] || [])[col];
+      const position = parseInt(cell, 10);  // '12:o<br>...' -> 12
+      if (!(position >= 0 && position < meta.ends.length)) return;
+      follow(meta.text.slice(0, meta.ends[position]), -1);  // the explorer follows the text's last token
+    }});
+  }};
+  wire(25);
+}}"""
 
 
 def show(rungs: Rungs, text, model_a, model_b, mode, teacher=False, live: Checkpoint | None = None) -> tuple:
@@ -36,7 +60,9 @@ def show(rungs: Rungs, text, model_a, model_b, mode, teacher=False, live: Checkp
         text, fit_note = fitted_prompt(a.tokenizer, text)
         names = (Rungs.name(model_a), Rungs.name(model_b) if b is not None else "")
         found = surprise_view(a.model, a.tokenizer, text, b and b.model, b and b.tokenizer, names)
-    return "\n\n".join(part for part in (found.summary, fit_note) if part), plot(figure(found), teacher)
+    fig = figure(found)
+    fig.update_layout(meta={"text": found.a.text, "ends": found.ends})  # for a click: see FOLLOW_ON_CLICK_JS
+    return "\n\n".join(part for part in (found.summary, fit_note) if part), plot(fig, teacher)
 
 
 def show_on_open(rungs: Rungs, text, model_a, model_b, mode, teacher=False, live: Checkpoint | None = None) -> tuple:
@@ -84,3 +110,4 @@ def build(catalog: Catalog, visitor: Visitor) -> None:
     button.click(bind(show, rungs), inputs, outputs, api_name="surprise", cancels=[on_open], **TEACH)
     gr.on([mode.input, model_a.input, model_b.input, text.submit], bind(show, rungs), inputs, outputs,
           api_visibility="private", cancels=[on_open], **TEACH)
+    shown.change(None, None, None, js=FOLLOW_ON_CLICK_JS, api_visibility="private")
