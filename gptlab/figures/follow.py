@@ -74,7 +74,8 @@ def follow_text_html(tokens: Sequence[str], weights: torch.Tensor, position: int
         f'<div class="gl-follow" data-n="{len(tokens)}" data-position="{position}" '
         f'style="font-size:{size}px;line-height:1.9">'
         f'<div class="gl-follow-caption" style="font-size:0.8em;margin-bottom:4px">{escape_markup(caption)}</div>'
-        f'<div class="gl-follow-text" style="font-family:DejaVu Sans Mono,monospace;cursor:pointer">'
+        f'<div class="gl-follow-text" style="font-family:DejaVu Sans Mono,monospace;cursor:pointer;'
+        f'word-break:break-all;overflow-wrap:anywhere">'  # a long line wraps between any two tokens
         f'{"".join(spans)}</div>'
         f'<div style="font-size:0.7em;margin-top:6px">weight 0 '
         f'<span style="display:inline-block;width:120px;height:0.8em;background:linear-gradient(to right,{legend})">'
