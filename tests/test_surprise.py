@@ -193,3 +193,12 @@ def test_the_figure_colours_each_predicted_character_and_escapes_the_text():
                                 baseline_bits=s.bits + 1, names=("gpt", "bigram"))
     assert [v for row in diff.data[0].z for v in row if v is not None] == pytest.approx([-1.0] * (len(text) - 1))
     assert diff.data[0].zmid == 0
+
+
+@pytest.mark.parametrize("step", [0, 5000])
+def test_mean_bits_is_the_cross_entropy_over_ln2_for_training_snapshots(step):
+    """Snapshot against snapshot compares the same quantity: each snapshot's bits are its own loss ÷ ln 2."""
+    ck = load_checkpoint(REPO / "checkpoints" / "gpt" / "snapshots" / f"step_{step:06d}")
+    text = validation_text(load_text(), ck.tokenizer, 300)
+    s = surprise(ck.model, ck.tokenizer, text)
+    assert abs(s.mean_bits - cross_entropy_on_windows(ck.model, s.ids, s.context) / math.log(2)) <= 1e-5
