@@ -42,7 +42,11 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         f"| data | {code_span(str(metrics.get('data', info.get('data', '?'))), in_table=True)} |",
     ]
     share = (metrics.get("preset_config") or {}).get("repeat_share")
-    if share:  # a teaching device, not natural text: the card says how much of it there was
+    if share and (metrics.get("preset_config") or {}).get("repeat_random"):
+        lines.append(f"| repeated random strings | {share:.0%} of training rows are a random string of tokens drawn "
+                     f"uniformly from all {config.vocab_size}, repeated to the end of the row "
+                     f"(`repeat_share={share} repeat_random=true`), to teach copying; the rest is the text |")
+    elif share:  # a teaching device, not natural text: the card says how much of it there was
         lines.append(f"| repeated passages | {share:.0%} of training rows read a passage, then the same text "
                      f"again (`repeat_share={share}`), to teach copying |")
     if val is not None:

@@ -121,6 +121,7 @@ def get_batch(
     block_size: int,
     generator: torch.Generator | None = None,
     repeat_share: float = 0.0,
+    random_vocab: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of the data: inputs x and next-token targets y, each (batch, block).
 
@@ -128,7 +129,9 @@ def get_batch(
     passage: a passage of n tokens (n drawn uniformly from 2..block_size // 2 per row), then the
     text again from the passage's start, so the row copies what it has already seen. A teaching
     device that rewards induction heads; 0 (the default) draws exactly the plain windows.
-    Raises DataError if the split is too short or repeat_share is outside 0..1.
+    ``random_vocab`` > 0 makes those rows a random string instead: n token ids drawn uniformly from
+    0..random_vocab-1, repeated to the end of the row (no English to predict them by, only copying).
+    Raises DataError if the split is too short, repeat_share is outside 0..1 or random_vocab < 0.
     """
     if len(data) <= block_size:
         raise DataError(f"The split has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}.")
@@ -140,12 +143,19 @@ def get_batch(
     repeating = round(repeat_share * batch_size)
     if repeating and block_size < 4:
         raise DataError(f"repeat_share needs block_size of at least 4 (a passage of 2 and its copy), got {block_size}.")
+    if isinstance(random_vocab, bool) or not isinstance(random_vocab, int) or random_vocab < 0:
+        raise DataError(f"random_vocab is the number of token ids random strings are drawn from (0 = repeat "
+                        f"passages of the text): it must be a whole number >= 0, got {random_vocab!r}.")
     if repeating:
         # row r reads its passage's n tokens, then starts over: positions 0..n-1, 0, 1, ...
         n = torch.randint(2, block_size // 2 + 1, (repeating, 1), generator=generator)
         head = positions[:repeating]
-        positions[:repeating] = torch.where(head < n, head, head - n)
+        positions[:repeating] = torch.where(head < n, head, head - n) if not random_vocab else head % n
     windows = data[starts[:, None] + positions]  # one gather, no Python loop
+    if repeating and random_vocab:
+        # a random string of n ids per row, read again and again: row[p] = string[p % n]
+        strings = torch.randint(random_vocab, (repeating, block_size // 2), generator=generator)
+        windows[:repeating] = strings.gather(1, positions[:repeating])
     return windows[:, :-1], windows[:, 1:]
 
 

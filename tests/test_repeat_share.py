@@ -68,3 +68,30 @@ def test_the_model_card_says_how_much_of_the_training_repeated_passages():
     with_share = model_card(config, {}, {"preset_config": {"repeat_share": 0.25}}, 1000)
     assert "25% of training rows" in with_share and "repeat_share=0.25" in with_share
     assert "repeated passages" not in model_card(config, {}, {"preset_config": {"repeat_share": 0.0}}, 1000)
+
+
+def test_random_strings_repeat_to_the_end_of_their_rows_and_leave_the_plain_rows_as_they_were():
+    """random_vocab: the repeating rows are a random string of ids below it, read again and again."""
+    x, y = get_batch(DATA, 16, BLOCK, torch.Generator().manual_seed(3), repeat_share=0.5, random_vocab=65)
+    window = torch.cat([x, y[:, -1:]], dim=1)
+    periods = set()
+    for row in window[:8]:
+        assert int(row.max()) < 65
+        n = next(n for n in range(2, BLOCK // 2 + 1) if torch.equal(row[n:], row[:-n]))  # the row's period
+        periods.add(n)
+    assert len(periods) >= 4  # lengths vary by row: no fixed offset predicts the copy
+    _, passages = get_batch(DATA, 16, BLOCK, torch.Generator().manual_seed(3), repeat_share=0.5)
+    assert torch.equal(y[8:], passages[8:])  # the same plain windows as without random strings
+
+
+@pytest.mark.parametrize("vocab", [-1, 2.5, True, "65"])
+def test_a_random_vocabulary_that_is_not_a_whole_number_is_refused(vocab):
+    with pytest.raises(DataError, match="random_vocab .* whole number >= 0"):
+        get_batch(DATA, 8, BLOCK, repeat_share=0.5, random_vocab=vocab)
+
+
+def test_the_model_card_says_how_much_of_the_training_repeated_random_strings():
+    config = ModelConfig(block_size=16, n_layer=1, n_head=2, n_embd=8, vocab_size=65)
+    card = model_card(config, {}, {"preset_config": {"repeat_share": 0.5, "repeat_random": True}}, 1000)
+    assert "50% of training rows are a random string" in card and "repeat_random=true" in card
+    assert "repeated passages" not in card

@@ -59,7 +59,8 @@ def test_readme_table_is_generated_from_metrics():
 
 def test_shipped_weights_fit_the_size_budget():
     total = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*.safetensors") if "training_state" not in f.name)
-    assert total <= 50 * 2**20, f"checkpoints/ holds {total / 2**20:.1f} MiB of weights (budget 50 MiB)"
+    # under 60 MB (57 MiB): the Space and a clone carry every shipped model and its snapshots
+    assert total <= 57 * 2**20, f"checkpoints/ holds {total / 2**20:.1f} MiB of weights (budget 57 MiB)"
 
 
 def test_every_shipped_config_is_json_with_a_known_kind():

@@ -25,6 +25,7 @@ class TrainConfig:
     max_time: float = 0.0  # stop after this many seconds of wall time (0 = no limit)
     batch_size: int = 32  # sequences per micro-batch (per process under torchrun)
     repeat_share: float = 0.0  # fraction of training rows that repeat a passage (teaches copying; 0 = plain text)
+    repeat_random: bool = False  # those rows repeat a random string of tokens instead (no English to fall back on)
     grad_accum: int = 1  # micro-batches per step, over all processes: global batch = batch_size * grad_accum
     optimizer: str = "adamw"  # adamw | muon (Muon for 2-D block weights, AdamW for the rest)
     lr: float = 1e-3  # peak AdamW learning rate

@@ -92,7 +92,9 @@ def train_step(run: Run, step: int) -> torch.Tensor:
     for m in range(micro_steps):
         micro = info.rank * micro_steps + m  # the micro-batch's index in the whole step, over all processes
         generator = torch.Generator().manual_seed(batch_seed(config.seed, step, micro))
-        x, y = get_batch(run.splits.train, config.batch_size, config.model.block_size, generator, config.repeat_share)
+        random_vocab = config.model.vocab_size if config.repeat_random else 0  # 0: repeat passages of the text
+        x, y = get_batch(run.splits.train, config.batch_size, config.model.block_size, generator, config.repeat_share,
+                         random_vocab)
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         # under torchrun, only the last micro-batch averages the gradients between processes
         sync = contextlib.nullcontext() if not info.enabled or m == micro_steps - 1 else run.model.no_sync()
