@@ -155,6 +155,7 @@ def _hostile_figures() -> dict[str, go.Figure]:
         "attention_heatmap": figures.attention_heatmap(pattern, labels, HOSTILE),
         "head_grid": figures.head_grid(heads, labels, HOSTILE, panel_titles=[HOSTILE, "head 1"]),
         "rollout_heatmap": figures.rollout_heatmap(pattern, labels, HOSTILE),
+        "follow_heatmap": figures.follow_heatmap(pattern, labels, 1, HOSTILE, rollout=True),
         "step_attention_figure": figures.step_attention_figure(heads[None, :, 2, :], labels, HOSTILE),
         "training_strip": figures.training_strip([(snap, pattern, labels)], HOSTILE),
         "top_predictions_bar": figures.top_predictions_bar([(HOSTILE, 0.5), ("b", 0.3)], HOSTILE),
