@@ -15,7 +15,8 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
   ``ablation_view`` -> ``AblationView``: a prompt's next token, bits and val loss with and without some heads
 - ``head_math`` -> ``HeadMath``: inside one head at one query, q·k, scale, softmax and values per key (head.py)
 - ``surprise`` -> ``Surprise``: bits, rank and top guesses at every token of a text; ``surprise_difference``
-  (A minus B) and ``context_pays`` (what context saves inside words and at their start) (surprise.py)
+  (A minus B) and ``context_pays`` (what context saves inside words and at their start) (surprise.py);
+  ``surprise_view`` -> ``SurpriseView``: A (and B) on one text with the sentences that sum it up (context.py)
 - ``follow`` -> ``FollowView``: the weight one position gives every earlier token (one head, the layer's
   average or rollout), read from an AttentionView with no new forward pass; ``follow_view`` from a prompt (follow.py)
 """
@@ -23,6 +24,7 @@ classroom. Each view is a frozen dataclass whose docstring gives its shapes:
 from .ablation import AblationView, ablate, ablation_view, rank_heads
 from .across import AcrossView, across_view, head_across_training
 from .closer import CloserLook, closer_look
+from .context import SurpriseView, surprise_view
 from .explore import (
     AttentionView,
     HeadView,
@@ -54,7 +56,7 @@ __all__ = [
     "head_across_training", "head_math",
     "label_heads", "logit_lens", "rollout", "step_once", "token_labels", "top_predictions", "unit_for",
     "ContextPays", "Surprise", "SurpriseDifference", "context_pays", "context_pays_caption", "surprise",
-    "surprise_difference",
+    "surprise_difference", "SurpriseView", "surprise_view",
     "InductionProbe", "ablate", "induction_probe", "rank_heads", "AblationView", "ablation_view",
     "FollowView", "follow", "follow_view", "followed_matrix", "token_spans",
 ]
