@@ -5,7 +5,8 @@ Built on the core, ``inside`` and ``figures``; nothing below imports it.
 
 from .catalog import Catalog, Entry
 from .lessons import LESSONS, LessonPage, LessonView, draw_lesson, lesson_view, lessons_html
-from .live import LiveConfig, LiveReport, LiveSlots, train_live
+from .live import LiveConfig, LiveReport, train_live
+from .live_slots import LiveSlots
 
 __all__ = [
     "LESSONS", "Catalog", "Entry", "LessonPage", "LessonView", "LiveConfig", "LiveReport", "LiveSlots",

@@ -1,7 +1,9 @@
 """Live training for a classroom: a tiny GPT trained for a bounded time, reporting as it learns.
 
-No web framework here: ``train_live`` is a generator of progress reports, and ``LiveSlots``
-enforces "one run per visitor, at most N at once" for whatever server drives it.
+No web framework here: ``train_live`` is a generator of progress reports (``live_slots.LiveSlots``
+enforces "one run per visitor, at most N at once" for whatever server drives it). The recipe is the
+presets': Muon for the matrices inside the blocks, rotary positions, ReLU², and learning rates that fall
+with the clock to the end of the chosen time.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..data import TokenSplits, get_batch
-from ..errors import GptlabError, InputError
+from ..errors import InputError
 from ..generate import generate
 from ..models import ModelConfig, build_model
+from ..optim import Muon
 from ..prompts import sample_start
 from ..sampling import GenerationSettings
 from ..tokenizers import CharTokenizer
@@ -30,20 +33,24 @@ MAX_CHARS = 200_000  # a pasted text larger than Tiny Shakespeare's first fifth 
 MAX_SECONDS = 60.0  # a live run never trains longer than this, whatever a caller asks
 
 
-class BusyError(GptlabError):
-    """A live training cannot start now (this visitor already runs one, or the server is full)."""
-
-
 @dataclass(frozen=True)
 class LiveConfig:
-    """A model small enough to learn visibly in a minute on one CPU thread."""
+    """A model small enough to learn visibly in a minute on one CPU thread, and the recipe that trains it."""
 
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
     block_size: int = 64
+    mlp: str = "relu2"  # ReLU squared: the gpt-mini preset's sweep found it beats GELU at this size
+    pos: str = "rope"  # rotary positions: nothing to learn for them, so early steps go to the text
+    dropout: float = 0.0
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 3e-3  # peak AdamW learning rate (embeddings, LM head, norms, biases)
+    muon_lr: float = 0.02  # peak Muon learning rate (the 2-D weights inside the blocks)
+    warmup_steps: int = 20
+    final_lr_ratio: float = 0.0  # the learning rate falls linearly with the clock to this share of the peak
+    cooldown: float = 1.0  # ... over this last share of the time budget (1.0: from the start)
+    weight_decay: float = 0.0  # decoupled, on 2-D weights only (matrices and embeddings)
     max_seconds: float = 30.0  # clamped to MAX_SECONDS
     report_every_s: float = 3.0  # a fresh loss point, sample and heatmap this often
     eval_batches: int = 4
@@ -58,7 +65,7 @@ class LiveReport:
 
     step: int
     elapsed_s: float
-    history: list[dict[str, float]]  # {"step", "time_s", "train_loss", "val_loss"}
+    history: list[dict[str, float]]  # {"step", "time_s", "train_loss", "val_loss", "lr_scale"}; losses in nats
     sample: str
     model: torch.nn.Module
     tokenizer: CharTokenizer
@@ -96,12 +103,41 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def lr_scale(step: int, elapsed_s: float, budget_s: float, config: LiveConfig) -> float:
+    """The share of the peak learning rates to use now, in 0..1: a linear warmup over ``warmup_steps``,
+    times a linear fall with the clock from 1 at the start to ``final_lr_ratio`` when ``budget_s`` seconds
+    have passed. The clock, not a step count, drives it, so a run of 30 s and one of 60 s each end on a
+    low learning rate however fast the machine is."""
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
+    progress = min(1.0, max(0.0, elapsed_s / budget_s)) if budget_s > 0 else 1.0
+    falling = min(1.0, max(0.0, progress - (1.0 - config.cooldown)) / config.cooldown) if config.cooldown > 0 else 0.0
+    return warm * (1.0 - falling * (1.0 - config.final_lr_ratio))
+
+
+def _optimizers(model: torch.nn.Module, config: LiveConfig) -> list[torch.optim.Optimizer]:
+    """Muon for the 2-D weights inside the blocks, AdamW for the rest (embeddings, LM head, norms, biases)."""
+    matrices = [p for name, p in model.named_parameters() if name.startswith("transformer.h.") and p.dim() == 2]
+    inside = {id(p) for p in matrices}
+    rest = [p for p in model.parameters() if id(p) not in inside]
+    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
+    optimizers = [torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))]
+    if matrices:
+        optimizers.append(Muon(matrices, lr=config.muon_lr, weight_decay=config.weight_decay))
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["peak_lr"] = group["lr"]
+    return optimizers
+
+
 def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Event | None = None,
                clock=time.monotonic) -> Iterator[LiveReport]:
     """Train a tiny GPT on ``text`` and yield a report every ``report_every_s`` seconds and at the end.
 
-    Stops at ``max_seconds`` (never above MAX_SECONDS) or when ``stop`` is set. Batches and the
+    Stops at ``max_seconds`` of ``clock`` (never above MAX_SECONDS; the reports' evaluations count) or
+    when ``stop`` is set; the learning rates follow ``lr_scale`` of the same clock. Batches and the
     initial weights follow ``config.seed``; the number of steps depends on the machine's speed.
+    Raises InputError for a text too short or too long (``check_text``).
     """
     text = check_text(text)
     limit = max(0.0, min(float(config.max_seconds), MAX_SECONDS))
@@ -111,61 +147,88 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
         splits = TokenSplits.from_ids(tokenizer.encode(text))
         block = min(config.block_size, len(splits.val) - 1)
         model_config = ModelConfig(kind="gpt", vocab_size=tokenizer.vocab_size, block_size=block,
-                                   n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd)
+                                   n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
+                                   mlp=config.mlp, pos=config.pos, dropout=config.dropout)
         model = build_model(model_config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+        optimizers = _optimizers(model, config)
         generator = torch.Generator().manual_seed(config.seed)
     probe = _probe(text, block)
     sample_from = sample_start(tokenizer)  # a pasted paragraph may hold no newline
     history: list[dict[str, float]] = []
-    step, start = 0, clock()
+    step, scale, start = 0, 0.0, clock()
 
     def report(done: bool, reason: str = "") -> LiveReport:
         with _threads(config.threads):
             model.eval()
             history.append({"step": step, "time_s": round(clock() - start, 2),
-                            **_losses(model, splits, block, config)})
+                            **_losses(model, splits, block, config), "lr_scale": round(scale, 4)})
             settings = GenerationSettings(max_new_tokens=config.sample_tokens, temperature=0.8, seed=config.seed)
             sample = "".join(generate(model, tokenizer, sample_from, settings))
-            model.train()
+            model.train(not done)  # a finished model stays in eval mode for the views that use it
         return LiveReport(step, clock() - start, list(history), sample, model, tokenizer, probe, done, reason, config)
 
     yield report(False)  # the untrained model: loss near ln(vocab), gibberish, even attention
-    next_report = start + config.report_every_s
+    # counted from the end of a report (and of the caller's drawing of it), so a report slower than
+    # report_every_s on a busy machine still leaves that long for training before the next one
+    reported_at, next_report = step, clock() + config.report_every_s
     reason = "time limit"
     while True:
         if stop is not None and stop.is_set():
             reason = "stopped"
             break
-        if clock() - start >= limit:
+        now = clock()
+        if now - start >= limit:
             break
-        with _threads(config.threads):
-            model.train()
-            for _ in range(10):  # a few steps between clock checks: a step takes milliseconds
-                x, y = get_batch(splits.train, config.batch_size, block, generator)
-                _, loss = model(x, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-        if clock() >= next_report and clock() - start < limit:
-            next_report = clock() + config.report_every_s
+        if now >= next_report and step > reported_at:  # at least one step between two reports
             yield report(False)
+            reported_at, next_report = step, clock() + config.report_every_s
+            continue  # the report took time: look at the clock again before the next step
+        with _threads(config.threads):
+            # one step: a random batch of windows, forward, backward, and the update at this moment's rate
+            scale = lr_scale(step, now - start, limit, config)
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = group["peak_lr"] * scale
+            x, y = get_batch(splits.train, config.batch_size, block, generator)
+            _, loss = model(x, y)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+            step += 1
     model.eval()
     yield report(True, reason)
 
 
 @torch.no_grad()
 def _losses(model, splits: TokenSplits, block: int, config: LiveConfig) -> dict[str, float]:
-    generator = torch.Generator().manual_seed(0)  # the same batches every time: a smooth curve
-    out = {}
-    for name in ("train", "val"):
-        total = 0.0
-        for _ in range(config.eval_batches):
-            x, y = get_batch(splits.split(name), config.batch_size, block, generator)
-            total += float(model(x, y)[1])
-        out[f"{name}_loss"] = total / config.eval_batches
-    return out
+    """Train loss on ``eval_batches`` fixed batches (seed 0: a smooth curve); val loss on the whole val split."""
+    generator = torch.Generator().manual_seed(0)
+    train = [float(model(*get_batch(splits.train, config.batch_size, block, generator))[1])
+             for _ in range(config.eval_batches)]
+    return {"train_loss": sum(train) / len(train), "val_loss": split_loss(model, splits.val, block)}
+
+
+@torch.no_grad()
+def split_loss(model: torch.nn.Module, data: torch.Tensor, block: int, rows: int = 64) -> float:
+    """Mean next-token loss (nats) over every token of ``data`` (1-D ids) that has a successor, scored in
+    consecutive windows of ``block`` tokens, ``rows`` windows per forward pass; the last window may be
+    shorter. No sampling: the same text gives the same number."""
+    n = len(data) - 1
+    starts = list(range(0, n, block))
+    total = 0.0
+    for i in range(0, len(starts), rows):
+        chunk = starts[i:i + rows]
+        full = [s for s in chunk if s + block <= n]
+        if full:  # (rows, block) windows of inputs and their next-token targets
+            x = torch.stack([data[s:s + block] for s in full])
+            y = torch.stack([data[s + 1:s + block + 1] for s in full])
+            total += float(model(x, y)[1]) * x.numel()
+        for s in chunk[len(full):]:  # the text's last, shorter window
+            x, y = data[s:n][None], data[s + 1:n + 1][None]
+            total += float(model(x, y)[1]) * x.numel()
+    return total / n
 
 
 def _probe(text: str, block: int) -> str:
@@ -173,45 +236,6 @@ def _probe(text: str, block: int) -> str:
     start = text.find("\n", 0, 2000) + 1  # begin at a line start when one is near
     piece = text[start:start + min(48, block)]
     return piece if len(piece) >= 8 else text[: min(48, block)]
-
-
-class LiveSlots:
-    """At most ``cap`` live runs at once, one per visitor; ``stop(visitor)`` ends that visitor's run."""
-
-    def __init__(self, cap: int = 2) -> None:
-        self.cap = cap
-        self._lock = threading.Lock()
-        self._runs: dict[str, threading.Event] = {}
-
-    @contextmanager
-    def claim(self, visitor: str) -> Iterator[threading.Event]:
-        """A stop event for the visitor's run, held until the block ends; BusyError if none is free."""
-        with self._lock:
-            if visitor in self._runs:
-                raise BusyError("You already have a training running: wait for it or press Stop first.")
-            if len(self._runs) >= self.cap:
-                raise BusyError(f"The server is busy: {len(self._runs)} trainings are running (the limit is "
-                                f"{self.cap}). Try again in a minute.")
-            event = self._runs[visitor] = threading.Event()
-        try:
-            yield event
-        finally:
-            with self._lock:
-                self._runs.pop(visitor, None)
-
-    def stop(self, visitor: str) -> bool:
-        """Ask the visitor's run to end at its next check; False if it has none."""
-        with self._lock:
-            event = self._runs.get(visitor)
-        if event is None:
-            return False
-        event.set()
-        return True
-
-    @property
-    def running(self) -> int:
-        with self._lock:
-            return len(self._runs)
 
 
 def nats_to_text(loss: float) -> str:

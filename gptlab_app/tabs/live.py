@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from gptlab.classroom.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveReport, LiveSlots, nats_to_text, train_live
+from gptlab.classroom.live import MAX_CHARS, MAX_SECONDS, LiveConfig, LiveReport, nats_to_text, train_live
+from gptlab.classroom.live_slots import LiveSlots
 from gptlab.data import TINY_SHAKESPEARE, load_text
 from gptlab.errors import GptlabError
 from gptlab.figures import attention_heatmap, live_loss_figure
@@ -74,8 +75,11 @@ def build(visitor: Visitor) -> None:
     """The Watch it learn tab: what to train on and for how long, then the curve, sample and heatmap."""
     slots = LiveSlots(LIVE_CAP)
     with gr.Tab("Watch it learn", id="live"):
-        gr.Markdown(f"Train a tiny GPT (2 layers, 4 heads, 64 wide) right here, for up to {MAX_SECONDS:.0f} "
-                    f"seconds on one CPU thread. The loss curve, a sample and a heatmap refresh every few seconds. "
+        shape = LiveConfig()
+        gr.Markdown(f"Train a tiny GPT ({shape.n_layer} layers, {shape.n_head} heads, {shape.n_embd} wide) right "
+                    f"here, for up to {MAX_SECONDS:.0f} seconds on one CPU thread, with the recipe of the bigger "
+                    "presets: Muon, rotary positions, ReLU² and a learning rate that falls with the clock to the "
+                    "end of the time you choose. The loss curve, a sample and a heatmap refresh every few seconds. "
                     f"One run per visitor, {LIVE_CAP} at once on this server.")
         with gr.Row():
             with gr.Column(scale=1):
