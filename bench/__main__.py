@@ -19,11 +19,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from . import app_bench, capture, generation, matmul, quality, report, training  # noqa: E402
+from . import app_bench, capture, generation, live, matmul, quality, report, training  # noqa: E402
 from .common import Options, load, machine  # noqa: E402
 
 SECTIONS = {"matmul": matmul, "training": training, "quality": quality, "generation": generation,
-            "capture": capture, "app": app_bench}
+            "capture": capture, "app": app_bench, "live": live}
 HERE = Path(__file__).resolve().parent
 
 

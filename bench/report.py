@@ -15,6 +15,7 @@ TITLES = {
     "generation": "4. Generation at batch 1",
     "capture": "5. Attention capture",
     "app": "6. The app on loopback",
+    "live": "7. Watch it learn (live training on one thread)",
 }
 
 
