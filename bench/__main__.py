@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only SECTION ...] [--out DIR]``: run the benchmark, write the results."""
+"""``python -m bench [--quick] [--only SECTION ...] [--out DIR] [--peer-nanogpt PATH]``: run the benchmark, write
+the results."""
 
 from __future__ import annotations
 
@@ -19,47 +20,69 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from . import app_bench, capture, generation, live, matmul, quality, report, training  # noqa: E402
+from gptlab.errors import GptlabError  # noqa: E402
+
+from . import ablation, app_bench, capture, generation, live, matmul, peer, quality, report, training  # noqa: E402
 from .common import Options, load, machine  # noqa: E402
+from .nanogpt import check_checkout  # noqa: E402
 
 SECTIONS = {"matmul": matmul, "training": training, "quality": quality, "generation": generation,
-            "capture": capture, "app": app_bench, "live": live}
+            "capture": capture, "app": app_bench, "live": live,
+            "ablation": ablation}
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run at tiny sizes (under a minute; CI runs it)")
-    parser.add_argument("--only", action="append", choices=list(SECTIONS), metavar="SECTION",
+    parser.add_argument("--only", action="append", choices=[*SECTIONS, "peer"], metavar="SECTION",
                         help=f"run only this section (repeatable): {', '.join(SECTIONS)}; the others keep "
                              "their numbers from the existing results.json")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for RESULTS.md and results.json (default: bench/, or bench/quick/ with --quick)")
     parser.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: one per core)")
-    return parser.parse_args(argv)
+    parser.add_argument("--peer-nanogpt", type=Path, default=None, metavar="PATH",
+                        help="also run section 'peer': an unmodified nanoGPT checkout you fetched (git clone "
+                             "https://github.com/karpathy/nanoGPT) beside gptlab, at equal wall time and shapes")
+    args = parser.parse_args(argv)
+    if args.only and "peer" in args.only and args.peer_nanogpt is None:
+        parser.error("--only peer needs --peer-nanogpt PATH (a nanoGPT checkout)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.peer_nanogpt is not None:
+        try:  # before any section runs: a wrong folder should not cost an hour of benchmarking first
+            args.peer_nanogpt = check_checkout(args.peer_nanogpt)
+        except GptlabError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+    names = list(dict.fromkeys(args.only or SECTIONS))
+    if args.peer_nanogpt is not None and "peer" not in names:
+        names.append("peer")
     out = args.out or (HERE / "quick" if args.quick else HERE)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(Options(threads=args.threads).thread_count)
     mode = "quick" if args.quick else "full"
     previous = out / "results.json"
-    results = json.loads(previous.read_text()) if args.only and previous.is_file() else {}
+    old = json.loads(previous.read_text()) if previous.is_file() else {}
+    results = old if args.only else {}
     if results.get("mode") != mode:
         results = {"sections": {}}
+    if "peer" not in names and old.get("mode") == mode and "peer" in old.get("sections", {}):
+        results["sections"]["peer"] = old["sections"]["peer"]  # optional: kept until a run with --peer-nanogpt
     started = time.perf_counter()
     results |= {"mode": mode, "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                 "machine": machine()}
     failed = []
     with tempfile.TemporaryDirectory(prefix="gptlab-bench-") as tmp:
-        options = Options(quick=args.quick, threads=args.threads, workdir=Path(tmp))
-        for name in args.only or SECTIONS:
+        options = Options(quick=args.quick, threads=args.threads, workdir=Path(tmp), peer_nanogpt=args.peer_nanogpt)
+        for name in names:
             print(f"bench: {name} ...", flush=True)
             t0 = time.perf_counter()
             try:
-                section = SECTIONS[name].run(options, results["sections"])
+                section = SECTIONS.get(name, peer).run(options, results["sections"])
             except Exception as exc:  # one broken section must not lose the others' numbers
                 traceback.print_exc()
                 section = {"error": f"{type(exc).__name__}: {exc}"[:500], "rows": []}

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,34 @@ def surprise_requests(url: str, n: int, text: str, against: bool) -> dict[str, A
     return {"surprise_s": seconds, "surprise_chars": len(text), "surprise_against": against}
 
 
+@contextmanager
+def served_app(folder: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """``python app.py`` serving ``folder`` on a free loopback port: (url, process, seconds to its first page).
+    The app's log is printed if the body fails; the app is stopped on the way out."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {k: v for k, v in os.environ.items() if k not in ("GPTLAB_HUB_MODELS", "GPTLAB_CHECKPOINTS")}
+    env |= {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
+    log = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port),
+                                "--checkpoints", str(folder)], cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+        yield url, process, wait_for_page(url, process) - start
+    except Exception:
+        log.seek(0)
+        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 def follow_requests(url: str, n: int, text: str, block_size: int) -> dict[str, Any]:
     """/follow as a visitor moves along a prompt of the full context with → (one position per request, gpt layer 0
     head 0): each move re-reads the prompt's kept attention; the first request, which captures it, is a warm-up."""
@@ -146,16 +176,7 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
     folder, served = shelf(options)
     model, label = default_model(options)
     n = 3 if options.quick else 30
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items() if k not in ("GPTLAB_HUB_MODELS", "GPTLAB_CHECKPOINTS")}
-    env |= {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
-    log = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port),
-                                "--checkpoints", str(folder)], cwd=REPO, env=env, stdout=log, stderr=log)
-    try:
-        start_s = wait_for_page(url, process) - start
+    with served_app(folder) as (url, process, start_s):
         start_load = Row("", None, "").load1
         text = _corpus_head(corpus(options))
         # the app's default prompt, without any character the served model has never seen
@@ -167,18 +188,6 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
         timings |= surprise_requests(url, max(3, n // 3), text[:MAX_PROMPT_CHARS], against)
         timings |= follow_requests(url, n, text, model.config.block_size)
         rss = peak_rss_mib(process.pid)
-    except Exception:
-        log.seek(0)
-        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
-        raise
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
     att_ms = [1e3 * t for t in timings["attention_s"]]
     ttft_ms = [1e3 * t for t in timings["first_token_s"]]
     load = Row("", None, "").load1

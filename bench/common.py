@@ -25,6 +25,7 @@ class Options:
     quick: bool = False
     threads: int = 0
     workdir: Path = Path(".")
+    peer_nanogpt: Path | None = None  # a nanoGPT checkout to run beside gptlab (bench/peer.py), if given
 
     @property
     def thread_count(self) -> int:

@@ -24,7 +24,7 @@ class Size:
     """A model size measured here: the preset it comes from, and a tiny stand-in for --quick."""
 
     preset: str
-    target_ratio: float  # gptlab's training tokens/s over the tutorial's must reach this
+    target_ratio: float | None  # gptlab's training tokens/s over the tutorial's must reach this (None: no target)
     quick: dict[str, Any]  # dotted keys of the preset's TrainConfig that --quick changes
 
     def train_config(self, options: Options) -> TrainConfig:
@@ -40,7 +40,9 @@ class Size:
 
 
 SIZES = {
-    "gpt-mini": Size("gpt-mini", 2.0, {"batch_size": 4}),
+    # gpt-mini's >= 2x target is retired (issue 16: a profile put it below the matmul floor at this size);
+    # the time-to-quality rows of section 3 carry its targets instead
+    "gpt-mini": Size("gpt-mini", None, {"batch_size": 4}),
     "classic": Size("gpt-classic", 1.5, {"batch_size": 2, "model.block_size": 64, "model.n_layer": 2,
                                          "model.n_embd": 96}),
 }

@@ -16,6 +16,8 @@ TITLES = {
     "capture": "5. Attention capture",
     "app": "6. The app on loopback",
     "live": "7. Watch it learn (live training on one thread)",
+    "ablation": "8. Knocking heads out in the app",
+    "peer": "9. Beside nanoGPT (optional: --peer-nanogpt PATH)",
 }
 
 
