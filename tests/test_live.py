@@ -65,18 +65,27 @@ def test_the_learning_rates_fall_with_the_clock_to_the_end_of_the_budget(tiny_te
     assert history[-1]["lr_scale"] < 0.15  # the last step ran near the end of the budget, near the final ratio
 
 
+def by_hand(model, val: torch.Tensor) -> float:
+    """Mean cross-entropy over every token of ``val`` that has a successor, in consecutive context windows."""
+    block, n = model.config.block_size, len(val) - 1
+    model.eval()
+    with torch.no_grad():
+        total = sum(F.cross_entropy(model(val[s:min(s + block, n)][None])[0][0], val[s + 1:min(s + block, n) + 1],
+                                    reduction="sum") for s in range(0, n, block))
+    return float(total) / n
+
+
 def test_the_val_loss_is_the_whole_val_split(tiny_text):
     """What the tab and the bench call val loss: the mean over every character of the val split (the last
     10% of the text), in consecutive windows of the context, with no sampled batches."""
     report = next(train_live(tiny_text, FAST))  # the untrained model; the run pauses here
     ids = torch.tensor(report.tokenizer.encode(tiny_text))
     val = ids[int(len(ids) * 0.9):]
-    block, n = report.model.config.block_size, len(val) - 1
-    report.model.eval()
-    with torch.no_grad():
-        total = sum(F.cross_entropy(report.model(val[s:min(s + block, n)][None])[0][0],
-                                    val[s + 1:min(s + block, n) + 1], reduction="sum") for s in range(0, n, block))
-    assert report.history[0]["val_loss"] == pytest.approx(float(total) / n, abs=1e-5)
+    assert report.history[0]["val_loss"] == pytest.approx(by_hand(report.model, val), abs=1e-5)
+    # a text of thousands of distinct characters is scored on the split's first windows, up to eval_logits
+    vocab, block = report.tokenizer.vocab_size, report.model.config.block_size
+    capped = next(train_live(tiny_text, FAST.__class__(**{**FAST.__dict__, "eval_logits": 3 * block * vocab})))
+    assert capped.history[0]["val_loss"] == pytest.approx(by_hand(capped.model, val[:3 * block + 1]), abs=1e-5)
 
 
 def test_reports_slower_than_their_interval_still_leave_steps_between_them(tiny_text):

@@ -53,7 +53,8 @@ class LiveConfig:
     weight_decay: float = 0.0  # decoupled, on 2-D weights only (matrices and embeddings)
     max_seconds: float = 30.0  # clamped to MAX_SECONDS
     report_every_s: float = 3.0  # a fresh loss point, sample and heatmap this often
-    eval_batches: int = 4
+    eval_batches: int = 4  # train-loss batches per report (the val loss is the whole val split)
+    eval_logits: int = 1 << 24  # at most this many logits (tokens x vocabulary) per split and report
     sample_tokens: int = 160
     seed: int = 1337
     threads: int = 1  # torch threads while training (per calling thread, restored after)
@@ -203,11 +204,19 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
 
 @torch.no_grad()
 def _losses(model, splits: TokenSplits, block: int, config: LiveConfig) -> dict[str, float]:
-    """Train loss on ``eval_batches`` fixed batches (seed 0: a smooth curve); val loss on the whole val split."""
+    """Train loss on ``eval_batches`` fixed batches (seed 0: a smooth curve); val loss on the whole val split.
+
+    A report scores at most ``eval_logits`` logits per split (tokens x vocabulary): every Tiny Shakespeare
+    or English text fits whole, while a pasted text with thousands of distinct characters is scored on
+    the val split's first windows, so its reports do not eat the time meant for training.
+    """
+    tokens = max(block, config.eval_logits // model.config.vocab_size)
     generator = torch.Generator().manual_seed(0)
     train = [float(model(*get_batch(splits.train, config.batch_size, block, generator))[1])
-             for _ in range(config.eval_batches)]
-    return {"train_loss": sum(train) / len(train), "val_loss": split_loss(model, splits.val, block)}
+             for _ in range(max(1, min(config.eval_batches, tokens // (config.batch_size * block))))]
+    # the val windows go batch_size at a time: no more memory than a training step
+    val = split_loss(model, splits.val[:tokens + 1], block, rows=config.batch_size)
+    return {"train_loss": sum(train) / len(train), "val_loss": val}
 
 
 @torch.no_grad()
