@@ -34,6 +34,7 @@ LESSON_PROMPTS = {
     "own-words": GENERATE_PROMPT,
     "context-pays": VAL_PASSAGE,  # scored whole: the 2,000 characters gptlab.inside.surprise's caption reads
     "which-head": LOOK_PROMPT + "It is the east, and Juliet is the sun.\n",
+    "copying": "YaMiZaTJSZmrKonlSTPlWAmxveDsDW" * 2,  # 30 random letters, twice: only copying predicts the second
 }
 
 

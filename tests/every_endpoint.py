@@ -79,6 +79,12 @@ def _across(c: Client) -> None:
         _plotly(fig)
 
 
+def _across_induction(c: Client) -> None:
+    caption, chart = call(c, "induction", False, api_name="/across_induction")
+    assert "induction score" in caption and "step" in caption, caption
+    _plotly(chart)
+
+
 def _live(c: Client) -> None:
     """Watch it learn on Tiny Shakespeare, the default choice: it must train, even with no network."""
     status, loss, sample, heatmap = call(c, "Tiny Shakespeare", "", LIVE_SECONDS, api_name="/live")
@@ -208,6 +214,7 @@ CHECKS: dict[str, Callable[[Client], None]] = {
     "/models": _models,
     "/across_steps": _across_steps,
     "/across": _across,
+    "/across_induction": _across_induction,
     "/live": _live,
     "/live_stop": _live_stop,
     "/closer": _closer,

@@ -254,6 +254,15 @@ def test_rank_takes_any_input(client, tried, model, mode):
         assert mode in ("zero", "mean") and table["data"]
 
 
+@pytest.mark.slow
+@HOSTILE
+@given(model=model_names(["gpt", "induction", "bigram"]))
+def test_across_induction_takes_any_input(client, tried, model):
+    tried["across_induction"] = tried.get("across_induction", 0) + 1
+    ok, result = call(client, "/across_induction", model, False)
+    assert not ok, result  # the shelf's models left no training snapshots: every name is refused (clearly: call)
+
+
 SURPRISE_MODES = st.one_of(st.sampled_from(["bits of A", "A minus B"]),
                            st.sampled_from(["", "a minus b", "A - B", None, 0]), st.text(max_size=6))
 

@@ -76,6 +76,7 @@ API = {
     "/across_steps": [],
     "/across": [("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"), ("index", "Slider"),
                 ("teacher", "Checkbox")],
+    "/across_induction": [("model", "Dropdown"), ("teacher", "Checkbox")],
     "/live": [("source", "Radio"), ("text", "Textbox"), ("seconds", "Slider")],
     "/live_stop": [],
     "/closer": [("model", "Dropdown"), ("prompt", "Textbox"), ("layer", "Slider"), ("head", "Slider"),

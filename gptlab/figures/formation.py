@@ -41,7 +41,7 @@ def induction_across_figure(steps: Sequence[int], scores: Sequence[float], val_l
         xaxis=dict(title="training step"),
         yaxis=dict(title="best head's induction score", range=[0, 1], color=SCORE_COLOUR),
         yaxis2=dict(title="val loss (nats/token) · copy bits", overlaying="y", side="right", rangemode="tozero",
-                    color=LOSS_COLOUR, showgrid=False),
+                    color=LOSS_COLOUR, showgrid=False, tickformat=".1f"),
         legend=dict(orientation="h", y=-0.2), margin=dict(l=70, r=70, t=60, b=80),
     )
     return fig

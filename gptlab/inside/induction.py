@@ -108,3 +108,20 @@ def induction_probe(model: nn.Module, length: int | None = None, trials: int = 1
         trials=trials,
         seed=seed,
     )
+
+
+@torch.no_grad()
+def copy_bits(model: nn.Module, ids: Sequence[int]) -> tuple[float, float] | None:
+    """(first-copy bits, second-copy bits) per token when ``ids`` is one string written twice, else None.
+
+    Scored as ``induction_probe`` scores its strings: the model's mean surprise, in bits, on positions
+    1..n-1 of each copy of n tokens. None for an odd length, halves that differ, copies of fewer than 2
+    tokens, or two copies longer than the model's context.
+    """
+    n = len(ids) // 2
+    if len(ids) % 2 or n < 2 or list(ids[:n]) != list(ids[n:]) or len(ids) > model.config.block_size:
+        return None
+    idx = torch.tensor([list(ids)])
+    logits, _ = model(idx)
+    bits = F.cross_entropy(logits[0, :-1], idx[0, 1:], reduction="none") / math.log(2)  # bits[t]: token t + 1
+    return float(bits[: n - 1].mean()), float(bits[n : 2 * n - 1].mean())

@@ -1,6 +1,7 @@
 """Across training: a slider over the snapshots the default GPT left while it learned; one head's heatmap,
 the labelled grid of its layer, a strip of that head from first snapshot to last, and what the model
-wrote at that step move together, so a class watches a head become, say, a previous-character head."""
+wrote at that step move together, so a class watches a head become, say, a previous-character head. Below,
+the induction score and the loss of any model with snapshots, per snapshot, and the steps where the score jumps."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from gptlab.classroom.catalog import Catalog
-from gptlab.errors import GptlabError
+from gptlab.errors import GptlabError, InputError
 from gptlab.figures import attention_heatmap, head_grid, training_strip
+from gptlab.figures.formation import induction_across_figure
 from gptlab.inside import across_view
+from gptlab.inside.formation import induction_across
 from gptlab.prompts import LOOK_PROMPT
 from gptlab.snapshots import Snapshot, SnapshotCache, find_snapshots
 
@@ -73,6 +76,25 @@ def fit_pickers(snapshots: Snapshots, layer, head) -> tuple[dict, dict]:
     return picker_updates(config, layer, head)
 
 
+def with_snapshots(catalog: Catalog) -> list[str]:
+    """The attention models that left two or more training snapshots (a rise needs two)."""
+    return [name for name in catalog.attention_names if len(find_snapshots(catalog.get(name).folder)) > 1]
+
+
+def induction(catalog: Catalog, cache: SnapshotCache, model, teacher=False) -> tuple:
+    """The induction score and val loss of ``model`` at each of its snapshots: caption, chart."""
+    with library_errors():
+        offered = with_snapshots(catalog)
+        if not isinstance(model, str) or model not in offered:
+            raise InputError(f"No model with training snapshots named {str(model)[:60]!r}; choose one of: "
+                             f"{', '.join(offered) or 'none'}.")
+        found = induction_across(find_snapshots(catalog.get(model).folder), cache)
+    fig = induction_across_figure(found.steps, found.scores, found.val_loss, found.chance,
+                                  (found.rise.start, found.rise.end) if found.rise.formed else None,
+                                  found.second_copy_bits, f"{model}: induction score and loss across training")
+    return found.caption, plot(fig, teacher)
+
+
 def build(catalog: Catalog, demo: gr.Blocks) -> Visitor:
     """The Across training tab; it also makes what the teaching tabs share (the first of them: see Visitor)."""
     snapshots = Snapshots.of_default(catalog)
@@ -96,8 +118,19 @@ def build(catalog: Catalog, demo: gr.Blocks) -> Visitor:
         strip = gr.Plot(show_label=False, elem_id="across-strip")
         grid = gr.Plot(show_label=False, elem_id="across-grid")
         sample = gr.Textbox(lines=6, label="what the model wrote at this step", elem_id="across-sample")
+        gr.Markdown("### Does an induction head form?\nEach snapshot is probed on random strings repeated once: "
+                    "the score is how much its best head attends to the token after the earlier copy.")
+        formed = with_snapshots(catalog)
+        with gr.Row():
+            ind_model = gr.Dropdown(formed, value="induction" if "induction" in formed else (formed or [None])[0],
+                                    label="model", elem_id="across-induction-model", scale=2)
+            ind_button = gr.Button("Score every snapshot", elem_id="across-induction-btn", scale=1)
+        ind_caption = gr.Markdown(elem_id="across-induction-caption")
+        ind_plot = gr.Plot(show_label=False, elem_id="across-induction-plot")
     inputs, outputs = [prompt, layer, head, step, visitor.teacher], [note, heatmap, grid, sample, sentence, strip]
     button.click(bind(show, snapshots), inputs, outputs, api_name="across", **TEACH)
+    ind_button.click(bind(induction, catalog, SnapshotCache(size=32)), [ind_model, visitor.teacher],
+                     [ind_caption, ind_plot], api_name="across_induction", **TEACH)
     gr.on([step.release, layer.release, head.release], bind(show, snapshots), inputs, outputs,
           api_visibility="private", **TEACH)
     tab.select(bind(steps, snapshots), None, step, api_name="across_steps").then(

@@ -30,6 +30,7 @@ from ...markdown import code_span
 from ...prompts import fit_builtin
 from ...sampling import GenerationSettings
 from .context import context_lesson
+from .copying import copying_caption
 from .matters import NEEDED, head_ranking, ranking_caption
 from .presets import LESSONS, MAX_EXTEND, LessonView, caption, find_for, resolve_head
 
@@ -116,6 +117,8 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView, baseline: Checkpoint |
                    else resolve_head(labels, view.layer, view.head, find))
     pattern = seen.patterns[layer][head]  # [query, key]
     words = caption(pattern, seen.tokens, seen.labels, labels[layer][head], unit_for(checkpoint.tokenizer.kind))
+    if find == "induction":  # "Copying what came before": what the earlier copy is worth, in bits
+        words = f"{words}\n\n{copying_caption(checkpoint, ids, view.model, unit_for(checkpoint.tokenizer.kind))}"
     heatmap = attention_heatmap(pattern, seen.labels, f"{view.model} · layer {layer} · head {head}")
     grid = head_grid(seen.patterns[layer], seen.labels, f"All heads of layer {layer}",
                      panel_titles=[label.panel_title for label in labels[layer]])

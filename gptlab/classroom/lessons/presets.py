@@ -60,6 +60,9 @@ LESSONS: dict[str, Lesson] = {lesson.id: lesson for lesson in [
     Lesson("context-pays", "8. Where does context pay?", LESSON_PROMPTS["context-pays"], baseline="bigram",
            look_for="blue inside words, where the GPT's context nearly fixes the spelling; pale first letters: "
            "which word comes next is still open."),
+    Lesson("copying", "9. Copying what came before", LESSON_PROMPTS["copying"], model="induction", find="induction",
+           look_for="a bright stripe one copy back: each letter of the second copy looks at the letter that "
+           "followed its earlier copy, and the model copies it."),
 ]}
 
 
