@@ -17,7 +17,7 @@ from gptlab.classroom.catalog import CHECKPOINTS_ENV, Catalog, hub_ids_from_env
 from gptlab.errors import GptlabError
 from gptlab.markdown import code_span
 
-from .common import QUEUE_SIZE, error
+from .common import MAX_THREADS, QUEUE_SIZE, error
 from .tabs import ablate, across, attention, closer, compare, generate, inside, lessons, live, models, step, surprise
 from .teacher import TEACHER_CSS
 
@@ -116,7 +116,7 @@ def launch_options(checkpoints: str | Path = "") -> dict:
 
     blocked = [str(Path(p).resolve()) for p in (checkpoints or DEFAULT_CHECKPOINTS, HF_HUB_CACHE)]
     return dict(theme=gr.themes.Soft(), css=CSS + TEACHER_CSS, allowed_paths=[], blocked_paths=blocked,
-                max_file_size=MAX_UPLOAD)
+                max_file_size=MAX_UPLOAD, max_threads=MAX_THREADS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

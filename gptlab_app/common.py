@@ -33,13 +33,16 @@ MAX_SEED = 2**31 - 1  # the seed fields of Step through and Lessons
 # on at most block_size tokens, bounded by the prompt limit and the crop.
 GENERATION_TIME_LIMIT_S = 60.0
 STREAM_INTERVAL_S = 0.05  # send the growing text at most 20 times a second
-# Concurrency for a class of 30 on 2 vCPUs: a tiny model streams a token in a few ms, so four
-# streams at once keep both cores busy without starving the attention tab; the rest wait in line.
-SAMPLE_CONCURRENCY = 4
+# Concurrency for a class of 30 on 2 vCPUs. Generation (Generate, Bigram vs GPT) is decoded in one batch per
+# model (gptlab.generate.engine): a request waiting in Gradio's queue would wait for nothing, so a whole class
+# and a few more join the batch at once. Each such request holds one of Gradio's worker threads while it
+# streams, hence MAX_THREADS above SAMPLE_CONCURRENCY plus the other events' limits.
+SAMPLE_CONCURRENCY = 32
 ATTENTION_CONCURRENCY = 4
 TEACH_CONCURRENCY = 4
 TEACH = {"concurrency_id": "teach", "concurrency_limit": TEACH_CONCURRENCY}  # the teaching tabs' views, together
 QUEUE_SIZE = 90  # 30 learners x 3 requests each; beyond that a visitor is told the queue is full
+MAX_THREADS = 80  # Gradio's worker threads (its default, 40, would all be held by streaming generations)
 # Run when a tab whose views are drawn at page load is shown. A Plotly chart drawn while its tab was
 # hidden (opened, then left before the draw came back) keeps Plotly's default 700 px width until the
 # window resizes; a resize event makes every chart on the page fit its box again (checked in Chromium).

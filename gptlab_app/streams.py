@@ -23,8 +23,9 @@ def stream_text(catalog: Catalog, name: str, prompt: str, settings: GenerationSe
         if fit.changed:
             warning(f"{name}: {fit.note()}")
         text = prompt = fit.text
+        # batched: decoded together with every other visitor's request to this model (gptlab.generate.engine)
         for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings,
-                              max_new_tokens_limit=MAX_NEW_TOKENS):
+                              max_new_tokens_limit=MAX_NEW_TOKENS, batched=True):
             text += piece
             yield text
 

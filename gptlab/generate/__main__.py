@@ -64,7 +64,9 @@ def stream(checkpoint, prompt: str, settings: CliSettings, out: TextIO, echo: bo
     checkpoint.tokenizer.encode(prompt, settings.errors)  # unknown characters raise before anything is printed
     if echo:
         out.write(prompt)
-    for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings, errors=settings.errors):
+    # one row of the model's generation engine: the app's code path, with one visitor
+    for piece in generate(checkpoint.model, checkpoint.tokenizer, prompt, settings, errors=settings.errors,
+                          batched=True):
         out.write(piece)
         out.flush()
     out.write("\n")

@@ -73,7 +73,9 @@ class GenerationEngine:
         with self._lock:
             self._waiting.append(row)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="gptlab-generate", daemon=True)
+                # not a daemon: at exit Python waits for it (it ends with its last row), instead of killing it
+                # inside a PyTorch call, which aborts the process
+                self._thread = threading.Thread(target=self._run, name="gptlab-generate")
                 self._thread.start()
         try:
             while (item := row.out.get()) is not _END:
@@ -102,25 +104,35 @@ class GenerationEngine:
 
     def _step(self) -> None:
         self._leave(lambda row: row.cancelled)
-        for i, row in enumerate(self.rows):
-            if self.stateless:
-                continue
-            # a new row, or one whose cache is full (then it restarts from the last half of the context)
-            while row.remaining and (not row.prefilled or self.cache.row_length(i) >= self.block):
-                self._prefill(i, row)
+        # new rows, and rows whose cache is full (they restart from the last half of the context); a prompt
+        # that fills the context restarts at once, so at most two rounds
+        while not self.stateless and (need := [i for i, row in enumerate(self.rows) if self._needs_prefill(i, row)]):
+            by_length: dict[int, list[int]] = {}
+            for i in need:
+                by_length.setdefault(len(self._window(self.rows[i])), []).append(i)
+            for group in by_length.values():
+                self._prefill(group)
         self._leave(lambda row: row.remaining == 0)
         if self.rows:
             self._decode()
         self._leave(lambda row: row.remaining == 0)
 
-    def _prefill(self, i: int, row: _Row) -> None:
-        """Row i's prompt (or the last half of its context) through a one-sequence forward, into cache row i."""
-        window = row.context if not row.prefilled else row.context[-max(1, self.block // 2):]
+    def _needs_prefill(self, i: int, row: _Row) -> bool:
+        return row.remaining > 0 and (not row.prefilled or self.cache.row_length(i) >= self.block)
+
+    def _window(self, row: _Row) -> list[int]:
+        """What a row's prefill reads: its prompt (cropped to the context), else the last half of its context."""
+        return row.context if not row.prefilled else row.context[-max(1, self.block // 2):]
+
+    def _prefill(self, group: list[int]) -> None:
+        """Rows whose windows have one length: one forward on a fresh KVCache, copied into their cache rows."""
+        windows = [self._window(self.rows[i]) for i in group]
         kv = self.model.new_cache()
-        logits, _ = self.model(torch.tensor([window], device=self.device), cache=kv)
-        self.cache.put(i, kv)
-        row.prefilled = True
-        self._emit(row, logits[0, -1])
+        logits, _ = self.model(torch.tensor(windows, device=self.device), cache=kv)  # (len(group), T, vocab)
+        for j, i in enumerate(group):
+            self.cache.put(i, kv, j)
+            self.rows[i].prefilled = True
+            self._emit(self.rows[i], logits[j, -1])
 
     def _decode(self) -> None:
         """One forward for the newest token of every row, each at its own position."""

@@ -41,8 +41,8 @@ class BatchLayerKV:
         S = owner.key_mask.size(-1)
         return self.k[: owner.rows, :, :S], self.v[: owner.rows, :, :S]
 
-    def put(self, row: int, kv, capacity: int) -> None:
-        """Copy a one-sequence cache layer (LayerKV with k (1, nh, L, hs)) into ``row``."""
+    def put(self, row: int, kv, capacity: int, index: int) -> None:
+        """Copy sequence ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``row``."""
         if self.k is None or self.k.size(0) < capacity:
             _, nh, _, hs = kv.k.shape
             k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
@@ -51,8 +51,8 @@ class BatchLayerKV:
                 k[: self.k.size(0)], v[: self.v.size(0)] = self.k, self.v
             self.k, self.v = k, v
         L = kv.k.size(2)
-        self.k[row, :, :L] = kv.k[0]
-        self.v[row, :, :L] = kv.v[0]
+        self.k[row, :, :L] = kv.k[index]
+        self.v[row, :, :L] = kv.v[index]
 
     def move(self, src: int, dst: int, L: int) -> None:
         self.k[dst, :, :L] = self.k[src, :, :L]
@@ -95,12 +95,13 @@ class BatchKVCache:
     def row_length(self, row: int) -> int:
         return self.lengths[row]
 
-    def put(self, row: int, cache: KVCache) -> None:
-        """Row ``row`` (0..len(rows), growing the storage as needed) takes a prefilled one-sequence cache."""
+    def put(self, row: int, cache: KVCache, index: int = 0) -> None:
+        """Row ``row`` (0..len(rows), growing the storage as needed) takes sequence ``index`` of a prefilled
+        KVCache (its sequences all of one length)."""
         if row >= len(self.lengths):
             self.lengths += [0] * max(len(self.lengths), row + 1 - len(self.lengths), 4)
         for layer, kv in zip(self.layers, cache.layers, strict=True):
-            layer.put(row, kv, len(self.lengths))
+            layer.put(row, kv, len(self.lengths), index)
         self.lengths[row] = cache.length
 
     def move(self, src: int, dst: int) -> None:
