@@ -135,3 +135,9 @@ def test_the_lesson_caption_is_computed_from_the_shipped_checkpoints(client, cat
     assert caption.startswith(f"**{lesson.title}** Look for {lesson.look_for}")
     assert cells(heatmap)[0] == pytest.approx((a.bits - b.bits).tolist(), abs=1e-5)
     assert cells(grid)[0] == pytest.approx(a.bits.tolist(), abs=1e-5)
+
+
+def test_the_summary_reads_right_for_one_predicted_character(client):
+    summary, _ = client.predict("ab", "gpt", "bigram", "A minus B", False, api_name="/surprise")
+    assert "over 1 predicted character;" in summary and "saw 1 earlier character " in summary
+    assert "of the 1 character (blue)" in summary and "characters" not in summary.split("\n\n")[1]

@@ -45,15 +45,18 @@ class SurpriseView:
         is less surprised)."""
         a_name, b_name = (code_span(name) for name in self.names)
         a, unit, n = self.a, self.unit, len(self.a.bits)
+        units = unit if n == 1 else f"{unit}s"
         first = float((a.ranks == 0).double().mean())
-        lines = [f"{a_name}: {a.mean_bits:.2f} bits per {unit} on average over {n:,} predicted {unit}s; its first "
-                 f"guess was right on {first:.0%} of them. Each prediction saw {int(a.context.min())}–"
-                 f"{int(a.context.max())} earlier {unit}s (windows of {a.block_size}, one every {a.stride})."]
+        low, high = int(a.context.min()), int(a.context.max())
+        seen = f"{low}–{high} earlier {unit}s" if high > 1 else f"1 earlier {unit}"  # the first prediction sees 1
+        lines = [f"{a_name}: {a.mean_bits:.2f} bits per {unit} on average over {n:,} predicted {units}; its first "
+                 f"guess was right on {first:.0%} of them. Each prediction saw {seen} (windows of {a.block_size}, "
+                 f"one every {a.stride})."]
         if self.difference is not None and self.b is not None:
             better = float((self.difference.bits < 0).double().mean())
             lines.append(f"{a_name} − {b_name}: {self.difference.mean_bits:+.2f} bits per {unit} on average "
                          f"({a_name} {a.mean_bits:.2f}, {b_name} {self.b.mean_bits:.2f}); {a_name} is less surprised "
-                         f"on {better:.0%} of the {n:,} {unit}s (blue).")
+                         f"on {better:.0%} of the {n:,} {units} (blue).")
         if self.pays is not None:
             pays = self.pays
             lines.append(f"{a_name} − {b_name} on letters inside a word: {-pays.inside_word:+.2f} bits per letter "
