@@ -22,12 +22,12 @@ import torch  # noqa: E402
 
 from gptlab.errors import GptlabError  # noqa: E402
 
-from . import ablation, app_bench, capture, generation, live, matmul, peer, quality, report, training  # noqa: E402
+from . import ablation, app_bench, capture, class_load, generation, live, matmul, peer, quality, report, training  # noqa: E402, E501
 from .common import Options, load, machine  # noqa: E402
 from .nanogpt import check_checkout  # noqa: E402
 
 SECTIONS = {"matmul": matmul, "training": training, "quality": quality, "generation": generation,
-            "capture": capture, "app": app_bench, "live": live,
+            "capture": capture, "app": app_bench, "class": class_load, "live": live,
             "ablation": ablation}
 HERE = Path(__file__).resolve().parent
 

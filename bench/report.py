@@ -15,6 +15,7 @@ TITLES = {
     "generation": "4. Generation at batch 1",
     "capture": "5. Attention capture",
     "app": "6. The app on loopback",
+    "class": "6b. A class presses Generate together (on loopback)",
     "live": "7. Watch it learn (live training on one thread)",
     "ablation": "8. Knocking heads out in the app",
     "peer": "9. Beside nanoGPT (optional: --peer-nanogpt PATH)",

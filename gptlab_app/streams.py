@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -38,17 +39,41 @@ def pairs(streams: Iterator[tuple], prompt: str) -> Iterator[tuple[str, str]]:
         yield texts
 
 
-def throttled(texts: Iterator, interval: float = common.STREAM_INTERVAL_S) -> Iterator:
-    """Pass on values at most every ``interval`` seconds, always including the last one."""
+class _Streaming:
+    """How many throttled streams are running now (the app's worker threads share it)."""
+
+    def __init__(self) -> None:
+        self.count, self.lock = 0, threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.count += n
+
+
+STREAMING = _Streaming()
+
+
+def throttled(texts: Iterator, interval: float | None = None) -> Iterator:
+    """Pass on values at most every ``interval`` seconds, always including the first and the last one.
+
+    By default the interval is common.STREAM_INTERVAL_S, widened while many streams run so that together
+    they send at most common.STREAM_UPDATES_PER_S updates a second.
+    """
     last_sent, value, pending = 0.0, None, False
-    for value in texts:
-        pending = True
-        now = time.monotonic()
-        if now - last_sent >= interval:
-            last_sent, pending = now, False
+    STREAMING.add(1)
+    try:
+        for value in texts:
+            pending = True
+            now = time.monotonic()
+            wait = interval if interval is not None else max(
+                common.STREAM_INTERVAL_S, STREAMING.count / common.STREAM_UPDATES_PER_S)
+            if now - last_sent >= wait:
+                last_sent, pending = now, False
+                yield value
+        if pending:
             yield value
-    if pending:
-        yield value
+    finally:
+        STREAMING.add(-1)
 
 
 def time_limited(texts: Iterator) -> Iterator:

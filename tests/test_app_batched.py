@@ -3,6 +3,7 @@ learner still gets their own seed's text (gradio_client on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -76,3 +77,24 @@ def test_many_clients_at_once(served):
     with ThreadPoolExecutor(6) as pool:
         texts = list(pool.map(one, range(100, 106)))
     assert texts == [library_text(catalog, "gpt", 200, seed) for seed in range(100, 106)]
+
+
+def test_many_streams_share_the_update_rate():
+    """With a class streaming, each stream sends fewer updates: together at most STREAM_UPDATES_PER_S a second
+    (each update costs the server CPU the decoding needs). The first and the last value always go."""
+    from gptlab_app import common
+    from gptlab_app.streams import STREAMING, throttled
+
+    def slow(n: int):
+        for i in range(n):
+            yield i
+            time.sleep(1.5 * common.STREAM_INTERVAL_S)
+
+    assert list(throttled(slow(4))) == [0, 1, 2, 3]  # alone: every value (each later than the interval)
+    others = 100 * common.STREAM_UPDATES_PER_S  # as many streams as 100 s of the shared rate
+    STREAMING.add(others)
+    try:
+        assert list(throttled(slow(4))) == [0, 3]
+    finally:
+        STREAMING.add(-others)
+    assert STREAMING.count == 0

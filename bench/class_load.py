@@ -1,0 +1,131 @@
+"""A class presses Generate together: N learners fire /generate at the same instant (issue 16).
+
+    python -m bench.load --class-at-once          # or: python -m bench --only class
+
+``python app.py`` on a free 127.0.0.1 port serves the shipped ``gpt``; first one learner alone asks a few
+times (time to the first streamed piece), then N learners, each with their own client, prompt and seed,
+are released together by a barrier. Reports the first streamed piece and the completion per learner
+(p50/p95/max, seconds from the release) and failures, beside the figures of the code before the
+generation engine (each request its own batch-1 decode, four at a time), measured on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import Options, Row, judge, median, percentile
+from .load import PROMPTS, start_app, stop_app
+
+BEFORE = {"first_p50_s": 5.8, "first_p95_s": 12.5, "done_p50_s": 7.6, "done_max_s": 13.3}  # the issue's figures
+TARGETS = {"first_p95_s": 1.0, "done_p95_s": 2.5, "alone_first_ms": 200.0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_learner(client, args: tuple, release: threading.Barrier, timeout: float) -> dict[str, Any]:
+    """Wait for the release, press Generate, read the stream: seconds to its first piece and to the end."""
+    release.wait()
+    start = time.monotonic()
+    first = None
+    try:
+        job = client.submit(*args, api_name="/generate")
+        for _ in job:  # every streamed value, as it comes
+            first = first if first is not None else time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"still streaming after {timeout:.0f} s")
+        job.result(timeout=timeout)
+        return {"first_s": first, "done_s": time.monotonic() - start}
+    except Exception as exc:  # recorded, then the report counts it
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def class_at_once(users: int = 30, chars: int = 200, model: str = "gpt", alone_repeats: int = 5,
+                  timeout: float = 120.0, checkpoints: str = "") -> dict[str, Any]:
+    """Run the single-learner probe, then the class released together; return the figures."""
+    from gradio_client import Client
+
+    log = Path(tempfile.mkdtemp(prefix="gptlab-class-")) / "app.log"
+    proc, url = start_app(checkpoints, model, log)
+    try:
+        connect = (lambda: Client(url, verbose=False, analytics_enabled=False, download_files=False))
+        solo = connect()
+        alone = []
+        for seed in range(alone_repeats + 1):  # the first one warms up
+            result = one_learner(solo, (model, PROMPTS[0], chars, 0.8, 0, 1.0, seed), threading.Barrier(1), timeout)
+            if seed and "first_s" in result:
+                alone.append(result["first_s"])
+        clients = [connect() for _ in range(users)]
+        release = threading.Barrier(users)
+        results: list[dict[str, Any]] = [{} for _ in range(users)]
+        load_before, cpu_before = os.getloadavg(), cpu_seconds(proc.pid)
+
+        def learner(i: int) -> None:
+            args = (model, PROMPTS[i % len(PROMPTS)], chars, 0.8, 0, 1.0, 1000 + i)
+            results[i] = one_learner(clients[i], args, release, timeout)
+
+        threads = [threading.Thread(target=learner, args=(i,), daemon=True) for i in range(users)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout + 30)
+        load_after, app_cpu = os.getloadavg(), cpu_seconds(proc.pid) - cpu_before
+    finally:
+        stop_app(proc)
+    firsts = [r["first_s"] for r in results if r.get("first_s") is not None]
+    dones = [r["done_s"] for r in results if "done_s" in r]
+    failed = [r.get("error", "no answer") for r in results if "done_s" not in r]
+    rounded = (lambda x: None if x is None else round(x, 3))
+    return {
+        "users": users, "chars": chars, "model": model, "temperature": 0.8, "served": len(dones),
+        "failed": len(failed), "errors": failed[:5],
+        "first_p50_s": rounded(percentile(firsts, 50)), "first_p95_s": rounded(percentile(firsts, 95)),
+        "done_p50_s": rounded(percentile(dones, 50)), "done_p95_s": rounded(percentile(dones, 95)),
+        "done_max_s": rounded(max(dones, default=None)),
+        "alone_first_ms": rounded(1e3 * median(alone)) if alone else None, "app_cpu_s": round(app_cpu, 2),
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "before_engine": BEFORE, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def rows(result: dict[str, Any], options: Options) -> list[Row]:
+    """The class row's figures beside the ones before the engine, each with its target."""
+    load = result["load_average"]["before"][0]
+    n, was = result["users"], result["before_engine"]
+    return [
+        Row(f"{n} learners at once: first streamed piece, p50 / p95", result["first_p95_s"], "s (p95)",
+            f"p95 ≤ {TARGETS['first_p95_s']:g} s", judge(result["first_p95_s"], TARGETS["first_p95_s"], False, options),
+            load1=load, note=f"p50 {result['first_p50_s']} s; before the engine {was['first_p50_s']} / "
+                             f"{was['first_p95_s']} s"),
+        Row(f"{n} learners at once: completion, p50 / p95 / last", result["done_p95_s"], "s (p95)",
+            f"p95 ≤ {TARGETS['done_p95_s']:g} s", judge(result["done_p95_s"], TARGETS["done_p95_s"], False, options),
+            load1=load, note=f"p50 {result['done_p50_s']} s, last {result['done_max_s']} s; the app used "
+                             f"{result['app_cpu_s']} CPU-s; before the engine p50 {was['done_p50_s']} s, last "
+                             f"{was['done_max_s']} s"),
+        Row(f"{n} learners at once: failures", result["failed"], "", "0",
+            None if options.quick else result["failed"] == 0, load1=load),
+        Row("one learner alone: time to the first streamed piece", result["alone_first_ms"], "ms",
+            f"≤ {TARGETS['alone_first_ms']:g} ms",
+            judge(result["alone_first_ms"], TARGETS["alone_first_ms"], False, options), load1=load),
+    ]
+
+
+def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
+    """Section 'class' of python -m bench (quick: 3 learners, 20 characters)."""
+    users, chars = (3, 20) if options.quick else (30, 200)
+    result = class_at_once(users, chars, alone_repeats=2 if options.quick else 5)
+    load = result["load_average"]
+    notes = [f"{users} learners, each their own gradio_client, prompt (the app's examples) and seed, "
+             f"`{result['model']}`, {chars} characters, temperature 0.8, released together; app.py on 127.0.0.1 on "
+             f"this machine's cores (load {load['before'][0]} before, {load['after'][0]} after). "
+             "'Before the engine': the issue's figures for the same test, each request its own batch-1 decode, "
+             "four at a time."]
+    return {"rows": [r.to_dict() for r in rows(result, options)], "raw": result, "notes": notes}
