@@ -44,7 +44,7 @@ def test_the_copying_lesson_link_shows_the_induction_head_and_the_copy_bits(page
     page.goto(f"{app_url}?lesson=copying")
     open_tab(page, "Lessons")
     page.wait_for_function("document.querySelector('#les-caption').innerText.includes('on the second, where it "
-                           "can copy')")
+                           "could copy')")
     caption = page.inner_text("#les-caption")
     assert "Copying what came before" in caption and "bits per character" in caption
     page.wait_for_selector("#les-grid .js-plotly-plot .annotation-text")

@@ -75,6 +75,15 @@ def test_the_copying_lesson_shows_the_induction_head_and_the_copy_bits(client, c
     assert "lesson=copying" in link and "model=induction" in link
 
 
+def test_the_copying_lesson_on_a_model_that_does_not_copy_says_so(client, catalog):
+    """The shipped gpt has no induction head: its second copy costs more bits than the first, and the caption
+    says the copy did not help instead of a negative saving."""
+    caption, *_ = client.predict("copying", "gpt", "", 0, 0, -1, -1, False, api_name="/lesson")
+    first, second = copy_bits(catalog.get("gpt").model, catalog.get("gpt").tokenizer.encode(LESSONS["copying"].prompt))
+    assert second >= first and f"**{first:.2f} bits per character**" in caption
+    assert "the earlier copy does not help" in caption and "saves" not in caption
+
+
 PROMPT = "ROMEO:\nBut soft, what light"
 EVERY_TAB = {  # every endpoint that takes a model, asked about the induction model
     "/generate": ("induction", PROMPT, 20, 0.8, 0, 1.0, 1),

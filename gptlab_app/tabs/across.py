@@ -81,14 +81,18 @@ def with_snapshots(catalog: Catalog) -> list[str]:
     return [name for name in catalog.attention_names if len(find_snapshots(catalog.get(name).folder)) > 1]
 
 
-def induction(catalog: Catalog, cache: SnapshotCache, model, teacher=False) -> tuple:
+def induction(catalog: Catalog, cache: SnapshotCache, scored: dict, model, teacher=False) -> tuple:
     """The induction score and val loss of ``model`` at each of its snapshots: caption, chart."""
     with library_errors():
         offered = with_snapshots(catalog)
         if not isinstance(model, str) or model not in offered:
             raise InputError(f"No model with training snapshots named {str(model)[:60]!r}; choose one of: "
                              f"{', '.join(offered) or 'none'}.")
-        found = induction_across(find_snapshots(catalog.get(model).folder), cache)
+        snapshots = find_snapshots(catalog.get(model).folder)
+        key = tuple((str(s.folder), s.step, s.val_loss) for s in snapshots)  # a new training's snapshots differ
+        if key not in scored:  # probing every snapshot of the 6-layer gpt takes seconds: once per set of snapshots
+            scored[key] = induction_across(snapshots, cache)
+        found = scored[key]
     fig = induction_across_figure(found.steps, found.scores, found.val_loss, found.chance,
                                   (found.rise.start, found.rise.end) if found.rise.formed else None,
                                   found.second_copy_bits, f"{model}: induction score and loss across training")
@@ -129,7 +133,7 @@ def build(catalog: Catalog, demo: gr.Blocks) -> Visitor:
         ind_plot = gr.Plot(show_label=False, elem_id="across-induction-plot")
     inputs, outputs = [prompt, layer, head, step, visitor.teacher], [note, heatmap, grid, sample, sentence, strip]
     button.click(bind(show, snapshots), inputs, outputs, api_name="across", **TEACH)
-    ind_button.click(bind(induction, catalog, SnapshotCache(size=32)), [ind_model, visitor.teacher],
+    ind_button.click(bind(induction, catalog, SnapshotCache(size=32), {}), [ind_model, visitor.teacher],
                      [ind_caption, ind_plot], api_name="across_induction", **TEACH)
     gr.on([step.release, layer.release, head.release], bind(show, snapshots), inputs, outputs,
           api_visibility="private", **TEACH)

@@ -17,7 +17,10 @@ def copying_caption(checkpoint: Checkpoint, ids: Sequence[int], model: str, unit
         return (f"The prompt is not one string written twice within the context of {code_span(model)}, so there is "
                 f"no second copy to compare with the first.")
     first, second = found
-    saved = 1 - second / first if first > 0 else 0.0
-    return (f"On this prompt ({len(ids) // 2} {unit}s, then the same again) {code_span(model)} spends "
-            f"**{first:.2f} bits per {unit}** on the first copy, where it can only guess, and **{second:.2f}** on "
-            f"the second, where it can copy: the earlier copy saves {saved:.0%} of the bits.")
+    words = (f"On this prompt ({len(ids) // 2} {unit}s, then the same again) {code_span(model)} spends "
+             f"**{first:.2f} bits per {unit}** on the first copy, where it can only guess, and **{second:.2f}** on "
+             f"the second, where it could copy")
+    if second < first:
+        return f"{words}: the earlier copy saves {1 - second / first:.0%} of the bits."
+    return f"{words}: the earlier copy does not help, as this model has no induction head to copy with."
+
