@@ -102,6 +102,11 @@ def test_errors_come_before_any_work(models):
         next(generate(model, tok, "First \u2603", GenerationSettings(), batched=True))
     with pytest.raises(SettingsError, match="temperature"):
         next(generate(model, tok, "First", GenerationSettings(temperature=-1.0), batched=True))
+    for bad_ids in ([-1], [tok.vocab_size], [1, None], [True]):  # one bad row must not fail a whole batch
+        with pytest.raises(SettingsError, match="Token ids must be whole numbers"):
+            next(engine.stream(bad_ids, GenerationSettings()))
+    with pytest.raises(SettingsError, match="top_p"):
+        next(engine.stream([1], GenerationSettings(top_p=0.0)))
     assert engine.active == 0 and engine._thread is None
     assert list(engine.stream(tok.encode("First"), GenerationSettings(max_new_tokens=0))) == []
 

@@ -64,9 +64,17 @@ class GenerationEngine:
 
     def stream(self, ids: list[int], settings: GenerationSettings) -> Iterator[int]:
         """New token ids after the prompt ``ids``, one at a time: the same ones ``generate_ids`` yields for
-        these ids and settings (logits equal within float tolerance). Closing the iterator frees its row."""
+        these ids and settings (logits equal within float tolerance). Closing the iterator frees its row.
+
+        Raises SettingsError for no ids, an id outside the vocabulary or out-of-range settings, before any work.
+        """
         if not ids:
             raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+        # checked here, not in the engine thread, where a bad row would fail every request in its batch
+        settings.validate()
+        vocab = self.model.config.vocab_size
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab for i in ids):
+            raise SettingsError(f"Token ids must be whole numbers in 0..{vocab - 1} for this model.")
         row = _Row(list(ids[-self.block:]), settings.max_new_tokens, settings, settings.make_generator(self.device))
         if row.remaining == 0:
             return
