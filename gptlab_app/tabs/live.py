@@ -78,8 +78,9 @@ def build(visitor: Visitor) -> None:
         shape = LiveConfig()
         gr.Markdown(f"Train a tiny GPT ({shape.n_layer} layers, {shape.n_head} heads, {shape.n_embd} wide) right "
                     f"here, for up to {MAX_SECONDS:.0f} seconds on one CPU thread, with the recipe of the bigger "
-                    "presets: Muon, rotary positions, ReLU² and a learning rate that falls with the clock to the "
-                    "end of the time you choose. The loss curve, a sample and a heatmap refresh every few seconds. "
+                    "presets: Muon, rotary positions, ReLU², weight decay and a learning rate that falls with the "
+                    "clock to the end of the time you choose. The loss curve, a sample and a heatmap refresh "
+                    "every few seconds. "
                     f"One run per visitor, {LIVE_CAP} at once on this server.")
         with gr.Row():
             with gr.Column(scale=1):
