@@ -66,13 +66,13 @@ def class_at_once(users: int = 30, chars: int = 200, model: str = "gpt", alone_r
         clients = [connect() for _ in range(users)]
         release = threading.Barrier(users)
         results: list[dict[str, Any]] = [{} for _ in range(users)]
-        load_before, cpu_before = os.getloadavg(), cpu_seconds(proc.pid)
 
         def learner(i: int) -> None:
             args = (model, PROMPTS[i % len(PROMPTS)], chars, 0.8, 0, 1.0, 1000 + i)
             results[i] = one_learner(clients[i], args, release, timeout)
 
         threads = [threading.Thread(target=learner, args=(i,), daemon=True) for i in range(users)]
+        load_before, cpu_before = os.getloadavg(), cpu_seconds(proc.pid)
         for t in threads:
             t.start()
         for t in threads:
