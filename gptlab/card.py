@@ -41,14 +41,15 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         f"| tokenizer | {info.get('tokenizer', '?')} ({config.vocab_size} tokens) |",
         f"| data | {code_span(str(metrics.get('data', info.get('data', '?'))), in_table=True)} |",
     ]
-    share = (metrics.get("preset_config") or {}).get("repeat_share")
-    if share and (metrics.get("preset_config") or {}).get("repeat_random"):
-        lines.append(f"| repeated random strings | {share:.0%} of training rows are a random string of tokens drawn "
-                     f"uniformly from all {config.vocab_size}, repeated to the end of the row "
-                     f"(`repeat_share={share} repeat_random=true`), to teach copying; the rest is the text |")
-    elif share:  # a teaching device, not natural text: the card says how much of it there was
-        lines.append(f"| repeated passages | {share:.0%} of training rows read a passage, then the same text "
-                     f"again (`repeat_share={share}`), to teach copying |")
+    rows = _repeated(metrics.get("preset_config") or {})
+    if rows and (metrics.get("preset_config") or {}).get("repeat_random"):
+        lines.append(f"| repeated random strings | {rows} are a random string of "
+                     f"tokens drawn uniformly from all {config.vocab_size}, repeated to the end of the row "
+                     f"(`repeat_share={metrics['preset_config']['repeat_share']} repeat_random=true`), to teach "
+                     "copying; the rest is the text |")
+    elif rows:  # a teaching device, not natural text: the card says how much of it there was
+        lines.append(f"| repeated passages | {rows} read a passage, then the same "
+                     f"text again (`repeat_share={metrics['preset_config']['repeat_share']}`), to teach copying |")
     if val is not None:
         bits = val / math.log(2)
         lines.append(f"| best val loss | {val:.4f} nats/token ({bits:.3f} bits/token) at step {best.get('step')} |")
@@ -66,3 +67,13 @@ def model_card(config: ModelConfig, info: dict[str, Any], metrics: dict[str, Any
         "",
     ]
     return "\n".join(lines)
+
+
+def _repeated(preset: dict[str, Any]) -> str:
+    """How many rows repeated, as the batches held them ('' for none): get_batch rounds repeat_share * batch_size,
+    so the card states the rows and their actual share, not the share asked for."""
+    share, batch = preset.get("repeat_share") or 0.0, preset.get("batch_size") or 0
+    if not batch:  # an older record without the batch size: the share as asked
+        return f"{share:.0%} of training rows" if share else ""
+    rows = round(share * batch)
+    return f"{rows} of each batch's {batch} rows ({rows / batch:.0%})" if rows else ""

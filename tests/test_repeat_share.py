@@ -4,6 +4,10 @@ are the plain windows; out-of-range shares are refused with a clear message."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,6 +15,7 @@ from gptlab import DataError, ModelConfig, get_batch
 from gptlab.card import model_card
 from gptlab.errors import ConfigError
 from train.config import apply_overrides
+from train.loop import train
 from train.presets import make_preset
 
 DATA = torch.arange(5_000)  # every token is its own position, so a row shows where it read from
@@ -70,6 +75,26 @@ def test_the_model_card_says_how_much_of_the_training_repeated_passages():
     assert "repeated passages" not in model_card(config, {}, {"preset_config": {"repeat_share": 0.0}}, 1000)
 
 
+@pytest.mark.parametrize(("share", "batch", "said"), [(0.5, 3, "2 of each batch's 3 rows (67%)"),
+                                                       (0.3, 4, "1 of each batch's 4 rows (25%)")])
+def test_the_model_card_states_the_rows_that_actually_repeated_not_the_share_asked(share, batch, said):
+    """get_batch rounds repeat_share * batch_size: 0.5 of 3 rows is 2 rows (67%), not 50%."""
+    config = ModelConfig(block_size=16, n_layer=1, n_head=2, n_embd=8)
+    card = model_card(config, {}, {"preset_config": {"repeat_share": share, "batch_size": batch}}, 1000)
+    assert said in card
+    assert "repeated passages" not in model_card(config, {}, {"preset_config": {"repeat_share": 0.5, "batch_size": 1}},
+                                                 1000)  # round(0.5) = 0 rows: nothing repeated
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["model.block_size=2"], "block_size of at least 4"), (["model.block_size=3"], "block_size of at least 4"),
+    (["batch_size=1"], "rounds to 0 repeated rows"), (["repeat_share=0.004"], "rounds to 0 repeated rows"),
+    (["repeat_share=0"], "repeat_random=true does nothing")])
+def test_a_repeat_setting_the_batches_cannot_hold_is_refused_before_the_run(overrides, said):
+    with pytest.raises(ConfigError, match=said):
+        apply_overrides(make_preset("induction"), overrides)
+
+
 def test_random_strings_repeat_to_the_end_of_their_rows_and_leave_the_plain_rows_as_they_were():
     """random_vocab: the repeating rows are a random string of ids below it, read again and again."""
     x, y = get_batch(DATA, 16, BLOCK, torch.Generator().manual_seed(3), repeat_share=0.5, random_vocab=65)
@@ -95,3 +120,21 @@ def test_the_model_card_says_how_much_of_the_training_repeated_random_strings():
     card = model_card(config, {}, {"preset_config": {"repeat_share": 0.5, "repeat_random": True}}, 1000)
     assert "50% of training rows are a random string" in card and "repeat_random=true" in card
     assert "repeated passages" not in card
+
+
+def test_the_cli_refuses_a_context_too_short_for_repeats_with_rc_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "bs2"
+    done = subprocess.run([sys.executable, "-m", "train", "induction", "max_iters=5", "model.block_size=2",
+                           f"out={out}", "progress=false"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2 and "block_size of at least 4" in done.stderr
+    assert not out.exists()
+
+
+def test_a_text_too_short_for_one_window_is_refused_before_anything_is_written(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("abcdef", encoding="utf-8")
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match="fewer than model.block_size"):
+        train(apply_overrides(make_preset("induction"), [f"data={short}", f"out={out}", "progress=false"]))
+    assert not out.exists()

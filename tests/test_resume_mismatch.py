@@ -65,10 +65,16 @@ def resume_error(data: Path, out: Path, *change: str) -> str:
     ("beta2=0.95", "beta2: saved 0.99, asked 0.95", "beta2=0.99"),
     ("weight_decay=0", "weight_decay: saved 0.1, asked 0.0", "weight_decay=0.1"),
     ("dtype=bfloat16", "dtype: saved float32, asked bfloat16", "dtype=float32"),
+    ("repeat_share=0.5", "repeat_share: saved 0.0, asked 0.5", "repeat_share=0.0"),  # other batches, silently
 ])
 def test_each_difference_is_named_with_its_fix(stopped, tiny_text_file, change, named, fix):
     message = resume_error(tiny_text_file, stopped, change)
     assert named in message and fix in message
+
+
+def test_a_resume_with_random_strings_instead_of_plain_text_is_refused(stopped, tiny_text_file):
+    message = resume_error(tiny_text_file, stopped, "repeat_share=0.5", "repeat_random=true")
+    assert "repeat_random: saved false, asked true" in message and "repeat_random=false" in message
 
 
 def test_several_differences_are_all_named(stopped, tiny_text_file):

@@ -93,10 +93,31 @@ def validate(config: TrainConfig) -> None:
         if not ok:
             raise ConfigError(message + ".")
     config.model.validate()
+    _check_repeats(config)
     try:
         snapshot_steps(config)
     except ValueError as exc:
         raise ConfigError(f"snapshots must be whole numbers separated by commas, got {config.snapshots!r}.") from exc
+
+
+def repeated_rows(config: TrainConfig) -> int:
+    """Rows of each micro-batch that repeat (gptlab.data.get_batch rounds repeat_share * batch_size)."""
+    return round(config.repeat_share * config.batch_size)
+
+
+def _check_repeats(config: TrainConfig) -> None:
+    """ConfigError for a repeat setting get_batch would refuse, or one that would silently do nothing."""
+    rows = repeated_rows(config)
+    if config.repeat_random and not config.repeat_share:
+        raise ConfigError("repeat_random=true does nothing with repeat_share=0: set repeat_share (for example 0.5) "
+                          "or drop repeat_random.")
+    if config.repeat_share and not rows:
+        raise ConfigError(f"repeat_share={config.repeat_share} of batch_size={config.batch_size} rounds to 0 "
+                          f"repeated rows: raise repeat_share to at least {1 / config.batch_size:.3g} or raise "
+                          "batch_size.")
+    if rows and config.model.block_size < 4:
+        raise ConfigError(f"repeat_share needs model.block_size of at least 4 (a passage of 2 and its copy), got "
+                          f"{config.model.block_size}.")
 
 
 def snapshot_steps(config: TrainConfig) -> list[int]:

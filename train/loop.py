@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gptlab import TokenSplits, get_batch, load_text, train_tokenizer
 from gptlab.checkpoint import CARD_FILE, CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
-from gptlab.errors import CheckpointError, GptlabError
+from gptlab.errors import CheckpointError, DataError, GptlabError
 from gptlab.fileio import remove_stale_temporaries, write_atomic, write_text_atomic
 from gptlab.models import build_model, count_parameters
 from gptlab.prompts import SAMPLE_START, sample_start
@@ -138,6 +138,7 @@ def prepare(config: TrainConfig, command: str) -> Run:
     # a resumed run keeps training on its own text: another text, or a character its vocabulary lacks, is refused
     ids = resumed_ids(resume_from / STATE_FILE, tokenizer, text, data) if resume_from else tokenizer.encode(text)
     splits = TokenSplits.from_ids(ids)
+    check_long_enough(splits, config)  # get_batch's own refusal, before anything is written
     if info.is_main:  # out is written to only now: a refused resume leaves no folder behind
         preflight(out, n_params)
         if resume_from:
@@ -157,6 +158,16 @@ def prepare(config: TrainConfig, command: str) -> Run:
                scaler=torch.amp.GradScaler(device.type, enabled=config.dtype == "float16"), setup=setup, data=data,
                meta=meta, state=state, end=end, snapshots=set(snapshot_steps(config)),
                progress=_progress(config, info, state.step, end), wall_before=state.wall_s, rate_step=state.step)
+
+
+def check_long_enough(splits: TokenSplits, config: TrainConfig) -> None:
+    """DataError unless both splits hold a window of block_size + 1 tokens (a batch row and its targets)."""
+    need = config.model.block_size + 1
+    for name in ("train", "val"):
+        have = len(splits.split(name))
+        if have < need:
+            raise DataError(f"{config.data}: its {name} split has {have} tokens, fewer than model.block_size + 1 = "
+                            f"{need}; use a longer text or a smaller model.block_size.")
 
 
 def place(config: TrainConfig) -> tuple[torch.device, Distributed, dict[str, bool]]:

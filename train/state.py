@@ -33,12 +33,14 @@ def run_setup(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
 
     Every model field but dropout (the weights' shapes and meaning), the vocabulary and
     tokenizer, the optimizer kind and the hyperparameters stored in its param groups (a resume
-    would silently restore the saved ones), and the autocast dtype. Keys that apply only to one
+    would silently restore the saved ones), the autocast dtype, and the repeated rows
+    (repeat_share, repeat_random: a resume would silently train on other batches). Keys that apply only to one
     choice (bpe_vocab_size, muon_lr) are present only then.
     """
     setup: dict[str, Any] = {_key(k): v for k, v in model_config.to_dict().items() if k != "dropout"}
     setup.update(tokenizer=config.tokenizer, optimizer=config.optimizer, lr=config.lr, beta1=config.beta1,
-                 beta2=config.beta2, weight_decay=config.weight_decay, dtype=config.dtype)
+                 beta2=config.beta2, weight_decay=config.weight_decay, dtype=config.dtype,
+                 repeat_share=config.repeat_share, repeat_random=config.repeat_random)  # what each batch holds
     if config.tokenizer == "bpe":
         setup["bpe_vocab_size"] = config.bpe_vocab_size
     if config.optimizer == "muon":
