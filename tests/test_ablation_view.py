@@ -77,5 +77,5 @@ def test_bad_heads_or_mode_are_refused():
 
 def test_ranking_stops_at_its_time_limit():
     model = tiny()
-    assert rank_heads(model, batches(), time_limit_s=0.0) == []
+    assert rank_heads(model, batches(), time_limit_s=1e-9) == []  # the base loss alone takes longer (0 is refused)
     assert len(rank_heads(model, batches(), time_limit_s=60.0)) == len(all_heads(model))

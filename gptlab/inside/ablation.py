@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Literal
 
 import torch
@@ -110,6 +110,12 @@ def mean_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tens
     """Mean next-token cross-entropy (nats per token) over (x, y) batches, each (batch, block)."""
     if not batches:
         raise InputError("Give at least one (x, y) batch to measure a loss on.")
+    block = model.config.block_size if attention_shape(model)[0] else None  # the bigram reads any length
+    for x, y in batches:
+        if x.dim() != 2 or x.shape != y.shape or not 1 <= x.size(1) <= (block or x.size(1)):
+            raise InputError(f"Each (x, y) batch must be two (batch, positions) tensors of the same shape with at "
+                             f"most the model's context of {block} positions, got {tuple(x.shape)} and "
+                             f"{tuple(y.shape)}.")
     return sum(float(model(x, y)[1]) for x, y in batches) / len(batches)
 
 
@@ -130,10 +136,18 @@ def rank_heads(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Ten
     computed once and only layers L.. run again per head: about 40% less work for a 6-layer model.
     With ``time_limit_s``, heads are measured in layer order until that many seconds have passed and
     only those measured are returned (fewer rows than ``all_heads(model)`` means it stopped early).
+    InputError for a model without attention heads, a non-positive ``time_limit_s``, or batches that
+    are not (batch, positions) pairs within the model's context.
     """
+    if time_limit_s is not None and (isinstance(time_limit_s, bool) or not isinstance(time_limit_s, Real)
+                                     or not time_limit_s > 0):
+        raise InputError(f"time_limit_s must be a positive number of seconds (or None: no limit), got "
+                         f"{time_limit_s!r}.")
+    n_layer, n_head = attention_shape(model)
+    if not n_layer:
+        raise InputError("This model has no attention heads to rank (the bigram looks at one token).")
     start = time.monotonic()
     base = mean_loss(model, batches)
-    n_layer, n_head = attention_shape(model)
     entering = ["hook_embed"] + [f"transformer.h.{layer}.hook_resid_post" for layer in range(n_layer - 1)]
     caches = [run_with_cache(model, x, entering)[1] for x, _ in batches]  # [batch, pos, n_embd] each
     rows = []
@@ -272,9 +286,11 @@ def heads_from_names(model: nn.Module, names, label: str = "this model") -> set[
     n_layer, n_head = attention_shape(model)
     chosen = set()
     for name in names:
-        found = re.fullmatch(r"L(\d{1,4}) H(\d{1,4})", name) if isinstance(name, str) else None
+        found = re.fullmatch(r"L([0-9]{1,4}) H([0-9]{1,4})", name) if isinstance(name, str) else None  # ASCII
         if not found or not (int(found[1]) < n_layer and int(found[2]) < n_head):
-            raise InputError(f"{label} has no head {name!r}: its heads are L0 H0..L{n_layer - 1} H{n_head - 1}.")
+            heads = (f"its heads are L0 H0..L{n_layer - 1} H{n_head - 1}" if n_layer
+                     else "it has no attention heads (the bigram looks at one token)")
+            raise InputError(f"{label} has no head {name!r}: {heads}.")
         chosen.add((int(found[1]), int(found[2])))
     return chosen
 
@@ -288,13 +304,18 @@ def check_mode(mode) -> str:
 
 def shakespeare_val_batches(checkpoint: Checkpoint) -> list | None:
     """The first VAL_BATCHES fixed evaluation batches of Tiny Shakespeare's validation split for this model,
-    or None when its config does not say it was trained on Tiny Shakespeare (the one text that ships)."""
+    or None when its config does not say it was trained on Tiny Shakespeare (the one text that ships). A live
+    model trained on the corpus's opening (data set by LiveReport) gets them too: the val split is unseen text."""
     if checkpoint.info.get("data") != TINY_SHAKESPEARE:
         return None
     tokenizer, block = checkpoint.tokenizer, checkpoint.config.block_size
     with _batches_lock:
         held = _batches.setdefault(tokenizer, {})
         if block not in held:
-            val = TokenSplits.from_ids(tokenizer.encode(load_text(TINY_SHAKESPEARE))).val
+            corpus = load_text(TINY_SHAKESPEARE)
+            # one token per character: encode only the val split (the same ids), so a char vocabulary built on the
+            # corpus's opening (Watch it learn) needs only the val split's characters
+            val = (torch.tensor(tokenizer.encode(corpus[int(len(corpus) * 0.9):])) if tokenizer.kind == "char"
+                   else TokenSplits.from_ids(tokenizer.encode(corpus)).val)
             held[block] = eval_batches(val, VAL_BATCHES, VAL_ROWS, block)
         return held[block]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,15 @@ from torch import nn
 from ..errors import InputError
 from ..hooks import run_with_cache
 from .explore import pattern_names
+
+MAX_TRIALS = 256  # random strings per probe: 256 at context 256 with 6 x 6 heads hold ~2.4 GB of attention patterns
+
+
+def whole(name: str, value: object, low: int, high: int, why: str) -> int:
+    """``value`` as an int (Python or numpy integer, not bool) in low..high; InputError naming ``name`` else."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number in {low}..{high} ({why}), got {value!r}.")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -80,18 +90,17 @@ def induction_probe(model: nn.Module, length: int | None = None, trials: int = 1
     """Score every head of ``model`` on ``trials`` repeated random strings of ``length`` tokens
     (default: half the context, so both copies fit). Same seed, same strings, same result.
 
-    InputError if the model has no attention, or ``length`` is not 2..block_size // 2, or trials < 1.
+    InputError if the model has no attention, or ``length`` is not a whole number in 2..block_size // 2,
+    ``trials`` not one in 1..MAX_TRIALS, or ``seed`` not one in 0..2**63-1 (numpy integers are accepted).
     """
     names = pattern_names(model)
     if not names:
         raise InputError("This model has no attention heads: an induction probe needs at least one layer of attention.")
     block = model.config.block_size
-    length = block // 2 if length is None else length
-    if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= block // 2:
-        raise InputError(f"length must be a whole number in 2..{block // 2} (two copies fill at most the "
-                         f"context of {block} tokens), got {length!r}.")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise InputError(f"trials must be a whole number of at least 1, got {trials!r}.")
+    length = whole("length", block // 2 if length is None else length, 2, block // 2,
+                   f"two copies fill at most the context of {block} tokens")
+    trials = whole("trials", trials, 1, MAX_TRIALS, "each trial's attention patterns are held in memory")
+    seed = whole("seed", seed, 0, 2**63 - 1, "it seeds the random strings")
     idx = repeated_tokens(model.config.vocab_size, length, trials, seed)
     logits, cache = run_with_cache(model, idx, names)
     # surprise of token t+1 given tokens ..t, in bits: (trials, 2 * length - 1)
@@ -116,8 +125,13 @@ def copy_bits(model: nn.Module, ids: Sequence[int]) -> tuple[float, float] | Non
 
     Scored as ``induction_probe`` scores its strings: the model's mean surprise, in bits, on positions
     1..n-1 of each copy of n tokens. None for an odd length, halves that differ, copies of fewer than 2
-    tokens, or two copies longer than the model's context.
+    tokens, or two copies longer than the model's context. InputError for an id that is not a whole
+    number in 0..vocab_size-1.
     """
+    vocab = model.config.vocab_size
+    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, Integral) or not 0 <= i < vocab]
+    if bad:
+        raise InputError(f"ids must be token ids, whole numbers in 0..{vocab - 1}; got {bad[0]!r}.")
     n = len(ids) // 2
     if len(ids) % 2 or n < 2 or list(ids[:n]) != list(ids[n:]) or len(ids) > model.config.block_size:
         return None
