@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import Checkpoint
-from ..data import TokenSplits, get_batch
-from ..errors import InputError
+from ..data import TINY_SHAKESPEARE, TokenSplits, get_batch, load_text
+from ..errors import GptlabError, InputError
 from ..generate import generate
 from ..models import ModelConfig, build_model
 from ..optim import Muon
@@ -75,12 +75,27 @@ class LiveReport:
     done: bool = False
     reason: str = ""  # why it ended: "time limit", "stopped", "" while running
     config: LiveConfig = field(default_factory=LiveConfig)
+    data: str = ""  # TINY_SHAKESPEARE when the text was the corpus's opening (its val split unseen), else ""
 
     def checkpoint(self) -> Checkpoint:
         """The trained model as a Checkpoint, so other views can use it like a shipped one."""
         best = self.history[-1] if self.history else {}
         metrics = {"best": {"step": self.step, "val_loss": best.get("val_loss")}, "history": self.history}
-        return Checkpoint(model=self.model, tokenizer=self.tokenizer, folder=Path("live"), metrics=metrics)
+        info = {"data": self.data} if self.data else {}  # ablation's val loss needs to know the text
+        return Checkpoint(model=self.model, tokenizer=self.tokenizer, folder=Path("live"), info=info,
+                          metrics=metrics)
+
+
+def source_of(text: str) -> str:
+    """TINY_SHAKESPEARE when ``text`` is an opening of Tiny Shakespeare that stays inside its train split (the
+    tab's 'Tiny Shakespeare' is the first MAX_CHARS characters), so its val split is text the model never saw
+    and ranks it fairly; "" for any other text (or when the corpus cannot be read)."""
+    try:
+        corpus = load_text(TINY_SHAKESPEARE)
+    except GptlabError:
+        return ""
+    inside_train = len(text) <= int(len(corpus) * 0.9)  # TokenSplits' split: the last 10% is val
+    return TINY_SHAKESPEARE if inside_train and corpus.startswith(text) else ""
 
 
 def check_text(text: str | None) -> str:
@@ -141,6 +156,7 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
     Raises InputError for a text too short or too long (``check_text``).
     """
     text = check_text(text)
+    data = source_of(text)
     limit = max(0.0, min(float(config.max_seconds), MAX_SECONDS))
     with _threads(config.threads):
         torch.manual_seed(config.seed)
@@ -166,7 +182,8 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
             settings = GenerationSettings(max_new_tokens=config.sample_tokens, temperature=0.8, seed=config.seed)
             sample = "".join(generate(model, tokenizer, sample_from, settings))
             model.train(not done)  # a finished model stays in eval mode for the views that use it
-        return LiveReport(step, clock() - start, list(history), sample, model, tokenizer, probe, done, reason, config)
+        return LiveReport(step, clock() - start, list(history), sample, model, tokenizer, probe, done, reason, config,
+                          data)
 
     yield report(False)  # the untrained model: loss near ln(vocab), gibberish, even attention
     # counted from the end of a report (and of the caller's drawing of it), so a report slower than

@@ -7,12 +7,15 @@ reads off the step range where the best head's score climbs, and says when it do
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 from ..errors import CheckpointError, InputError
 from ..snapshots import Snapshot, SnapshotCache
 from .across import NO_SNAPSHOTS
+from .heads import unit_for
 from .induction import induction_probe
 
 LOW, HIGH = 0.2, 0.8  # the rise is timed from 20% to 80% of the way from the first score to the highest
@@ -39,13 +42,18 @@ class ScoreRise:
 def score_rise(steps: Sequence[int], scores: Sequence[float]) -> ScoreRise:
     """The step range where ``scores`` (one per step, steps increasing) climb from 20% to 80% of their rise.
 
-    InputError for fewer than two snapshots, lengths that differ, or steps that do not increase.
+    InputError for fewer than two snapshots, lengths that differ, steps that do not increase, or a
+    score that is not a finite number (NaN, infinity).
     """
     if len(steps) != len(scores) or len(steps) < 2:
         raise InputError(f"A rise needs two or more snapshots with one score each; got {len(steps)} steps and "
                          f"{len(scores)} scores.")
     if any(b <= a for a, b in zip(steps[:-1], steps[1:], strict=True)):
         raise InputError("Snapshot steps must increase.")
+    if not all(isinstance(v, Real) and math.isfinite(v) for v in scores):
+        bad = next(v for v in scores if not (isinstance(v, Real) and math.isfinite(v)))
+        raise InputError(f"Induction scores must be finite numbers (0..1), got {bad!r}: the model's weights may "
+                         "hold NaN or infinity.")
     first, top = scores[0], max(scores)
     rise = top - first
     j = next(k for k, s in enumerate(scores) if s >= first + HIGH * rise)  # first snapshot 80% of the way up
@@ -60,7 +68,7 @@ class InductionAcross:
     """The induction probe at every snapshot, in step order (lists of one value per snapshot).
 
     ``scores`` is the best head's induction score (0..1) and ``heads`` its (layer, head); the bits are
-    per token on the first and the second copy of ``length``-token random strings; ``val_loss`` is what
+    per ``unit`` on the first and the second copy of ``length``-token random strings; ``val_loss`` is what
     the training recorded at the snapshot (nats per token; None where it recorded none).
     """
 
@@ -73,6 +81,7 @@ class InductionAcross:
     chance: float
     length: int
     rise: ScoreRise
+    unit: str = "token"  # what the bits are per: 'character' for a char model, 'token' for BPE (unit_for)
 
     @property
     def caption(self) -> str:
@@ -81,7 +90,7 @@ class InductionAcross:
         layer, head = self.heads[last]
         end = (f"At step {self.steps[last]:,} the best head (layer {layer}, head {head}) scores "
                f"{self.scores[last]:.2f} (chance {self.chance:.3f}), and the second copy costs "
-               f"{self.second_copy_bits[last]:.2f} bits per token against {self.first_copy_bits[last]:.2f} "
+               f"{self.second_copy_bits[last]:.2f} bits per {self.unit} against {self.first_copy_bits[last]:.2f} "
                f"on the first.")
         if not r.formed:
             return (f"**No induction head forms**: across {len(self.steps)} snapshots the best score climbs "
@@ -108,5 +117,5 @@ def induction_across(snapshots: Sequence[Snapshot], cache: SnapshotCache, length
         steps=steps, scores=scores, heads=[p.best[:2] for p in probes],
         first_copy_bits=[p.first_copy_bits for p in probes], second_copy_bits=[p.second_copy_bits for p in probes],
         val_loss=[s.val_loss for s in snapshots], chance=probes[0].chance, length=probes[0].length,
-        rise=score_rise(steps, scores),
+        rise=score_rise(steps, scores), unit=unit_for(cache.get(snapshots[-1]).tokenizer.kind),
     )

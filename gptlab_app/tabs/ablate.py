@@ -1,6 +1,6 @@
 """Knock out heads: switch chosen attention heads off and see what the model loses. The view shows the
-next-token probabilities before and after, the change in bits on each character of the prompt and the
-change in validation loss; a second button ranks every head by how much the validation loss rises without it."""
+next-token probabilities before and after, the change in bits on each character (BPE: token) of the prompt and
+the change in validation loss; a second button ranks every head by how much the validation loss rises without it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from gptlab.inside.ablation import (
     rank_heads,
     shakespeare_val_batches,
 )
+from gptlab.inside.heads import unit_for
 from gptlab.markdown import code_span
 from gptlab.prompts import ATTENTION_PROMPT
 
@@ -47,7 +48,7 @@ def batches_note(checkpoint: Checkpoint) -> str:
 def show(catalog: Catalog, model, prompt, heads, mode, teacher=False, live: Checkpoint | None = None) -> tuple:
     """Switch the checked heads off (``heads``: names such as 'L0 H1', or 'all attention'; ``mode``: zero or mean)
     and show a note (the change in validation loss, nats/token), the next-token probabilities before and after,
-    and the change in bits on each character of the prompt. A head the model lacks is refused by name.
+    and the change in bits on each character (BPE: token) of the prompt. A head the model lacks is refused by name.
     """
     with library_errors():
         prompt = checked_prompt(prompt)
@@ -62,17 +63,18 @@ def show(catalog: Catalog, model, prompt, heads, mode, teacher=False, live: Chec
     return (
         "\n\n".join(part for part in (note(found, off, model, checkpoint), fit_note) if part),
         plot(before_after_bars(found.next_tokens, f"next token · {title}"), teacher),
-        plot(bits_change_bar(found.labels[1:], found.delta_bits, f"change in bits per character · {title}"), teacher),
+        plot(bits_change_bar(found.labels[1:], found.delta_bits,
+                             f"change in bits per {unit_for(checkpoint.tokenizer.kind)} · {title}"), teacher),
     )
 
 
 def note(found: AblationView, off: str, model: str, checkpoint: Checkpoint) -> str:
     """What was switched off, the change in bits on the prompt and in validation loss (Markdown)."""
-    n = len(found.labels) - 1
+    n, unit = len(found.labels) - 1, unit_for(checkpoint.tokenizer.kind)
     lines = [f"Switched off: {off} ({found.mode} mode)."]
     if n:
-        lines.append(f"On the prompt's {n} predicted characters: {float(found.bits_before.mean()):.3f} → "
-                     f"{float(found.bits_after.mean()):.3f} bits per character on average.")
+        lines.append(f"On the prompt's {n} predicted {unit}s: {float(found.bits_before.mean()):.3f} → "
+                     f"{float(found.bits_after.mean()):.3f} bits per {unit} on average.")
     if found.delta_loss is None:
         lines.append(f"Validation loss not measured: {code_span(model)} does not say it was trained on Tiny "
                      "Shakespeare, the only text this app holds.")

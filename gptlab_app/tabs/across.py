@@ -95,7 +95,8 @@ def induction(catalog: Catalog, cache: SnapshotCache, scored: dict, model, teach
         found = scored[key]
     fig = induction_across_figure(found.steps, found.scores, found.val_loss, found.chance,
                                   (found.rise.start, found.rise.end) if found.rise.formed else None,
-                                  found.second_copy_bits, f"{model}: induction score and loss across training")
+                                  found.second_copy_bits, f"{model}: induction score and loss across training",
+                                  found.unit)
     return found.caption, plot(fig, teacher)
 
 

@@ -18,6 +18,7 @@ from gptlab.classroom.lessons import (
     lesson_view,
     lessons_html,
 )
+from gptlab.errors import InputError
 
 from ..common import (
     MAX_PROMPT_CHARS,
@@ -39,8 +40,13 @@ from ..teacher import TEACHER_JS
 
 def page_of(catalog: Catalog, lesson_id, model, prompt, seed, extend, layer, head, teacher) -> LessonPage:
     """The tab's values as a lesson view, drawn by the library (values checked first; GptlabError if bad)."""
-    if lesson_id in LESSONS and not (prompt or "").strip():
-        prompt = LESSONS[lesson_id].prompt  # an API call that leaves the prompt out gets the lesson's own
+    if lesson_id not in (None, ""):
+        lesson_id = lesson_view(lesson_id if isinstance(lesson_id, str) else repr(lesson_id)).lesson  # known or refused
+        if not (prompt or "").strip():
+            prompt = LESSONS[lesson_id].prompt  # an API call that leaves the prompt out gets the lesson's own
+    elif prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        raise InputError(f"No lesson is chosen and the prompt is empty: choose a lesson ({', '.join(LESSONS)}) "
+                         "or write a prompt.")
     prompt = checked_prompt(prompt)
     checkpoint = get_model(catalog, model, None)
     config = checkpoint.config
