@@ -1,12 +1,11 @@
 """Passages of Tiny Shakespeare that gptlab shows whole, kept here so the core needs no corpus to show them.
 
 ``VAL_PASSAGE`` is the first 2,000 characters of the val split (the last 10% of the text, as training
-splits it: no shipped model trained on them); tests/test_surprise_app.py checks it against the corpus.
+splits it: no shipped model trained on them) from its first whole line on: the split begins mid-line ('?' and
+a blank line are left out). tests/test_app_surprise.py checks it against the corpus.
 """
 
 VAL_PASSAGE = (
-    "?\n"
-    "\n"
     "GREMIO:\n"
     "Good morrow, neighbour Baptista.\n"
     "\n"

@@ -21,7 +21,7 @@ GENERATE_PROMPT = "ROMEO:\n"  # Generate, Bigram vs GPT and Step through
 ATTENTION_PROMPT = "ROMEO:\nWhat light"  # the Attention explorer
 LOOK_PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"  # Across training, Look closer
 # Where context pays: the val split's opening exchange (GREMIO: ... go to it orderly.), unseen in training
-SURPRISE_PROMPT = "".join(VAL_PASSAGE.splitlines(keepends=True)[2:18])
+SURPRISE_PROMPT = "".join(VAL_PASSAGE.splitlines(keepends=True)[:16])
 EXAMPLES = ("ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO ", "To be, or not to be")
 # The lessons' prompts, by lesson id (gptlab.classroom.lessons builds its lessons on them): kept here,
 # with every other text gptlab supplies, so that the core knows them without importing the classroom.

@@ -99,12 +99,13 @@ def bind(fn: Callable, *first) -> Callable:
     return bound
 
 
-def checked_prompt(prompt: str | None) -> str:
-    """The prompt, else InputError saying why it cannot be used (empty, or over MAX_PROMPT_CHARS)."""
+def checked_prompt(prompt: str | None, box: str = "prompt") -> str:
+    """The prompt, else InputError saying why it cannot be used (empty, or over MAX_PROMPT_CHARS), naming the
+    box it is about as the page labels it (``box``: 'prompt', 'text', 'text so far')."""
     if not prompt:
-        raise InputError("The prompt is empty: type a few words (or click an example) first.")
+        raise InputError(f"The {box} is empty: type a few words (or click an example) first.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
+        raise InputError(f"The {box} has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. Shorten it.")
     return prompt
 
 

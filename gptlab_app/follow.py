@@ -25,6 +25,7 @@ from gptlab.prompts import fit_builtin
 
 from .common import checked_prompt, layer_and_head, library_errors, plot, quietly, token_position
 from .follow_js import on_load_js
+from .links import linked_view
 from .pickers import get_model
 
 BY = [("this head", "head"), ("average of the layer's heads", "mean"), ("rollout (all layers)", "rollout")]
@@ -78,8 +79,10 @@ def show(catalog: Catalog, model, prompt, layer, head, by, position, teacher=Fal
     short = "rollout" if by == "rollout" else found.source  # the caption says what rollout is
     fig = follow_heatmap(found.matrix, view.labels, found.position, f"{model} · {short} · row {label}",
                          rollout=by == "rollout")
-    caption = [f"Following {label}: shaded by {found.source}, the weight it gives each earlier token. "
-               "Click a character, or click the text and press ← / →."]
+    caption = [f"Following {label}: shaded by {found.source}, the weight it gives each earlier token."]
+    if found.position + 1 < len(found.tokens):  # the query at position t predicts token t + 1
+        caption.append(f"This is the attention that predicted ‘{found.tokens[found.position + 1]}’.")
+    caption.append("Click a character, or click the text and press ← / →.")
     if found.clamped:
         caption.append(f"Position {position} is past the end of this text ({len(view.ids)} tokens): "
                        f"following the last one, {found.position}.")
@@ -93,8 +96,10 @@ def show(catalog: Catalog, model, prompt, layer, head, by, position, teacher=Fal
 
 
 def show_on_open(catalog: Catalog, model, prompt, layer, head, by, position, teacher=False,
-                 live: Checkpoint | None = None) -> tuple:
-    """The followed character drawn when the page opens (the last one), quietly if the defaults cannot be."""
+                 live: Checkpoint | None = None, request: gr.Request = None) -> tuple:
+    """The followed character drawn when the page opens (the last one), quietly if the defaults cannot be; in
+    teacher style when the link asks (?teacher=1)."""
+    teacher = bool(teacher) or linked_view(catalog, request, warn=False).teacher
     return quietly(lambda: show(catalog, model, prompt, layer, head, by, position, teacher, live), 2)
 
 

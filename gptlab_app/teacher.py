@@ -8,7 +8,9 @@ body.gptlab-teacher, body.gptlab-teacher .gradio-container {background: #ffffff 
   --body-text-size: 20px; --text-md: 20px; --text-lg: 22px; --text-sm: 18px; --block-label-text-size: 18px;
   --input-text-size: 20px; --prose-text-size: 20px; font-size: 20px}
 body.gptlab-teacher textarea, body.gptlab-teacher input {font-size: 20px !important}
-body.gptlab-teacher .prose, body.gptlab-teacher .prose * {font-size: 21px !important; color: #111 !important}
+body.gptlab-teacher .prose, body.gptlab-teacher .prose * {font-size: 21px !important}
+/* dark ink for prose, but not over a shaded token: its own ink follows its shade (gptlab.figures.follow) */
+body.gptlab-teacher .prose, body.gptlab-teacher .prose *:not(.gl-tok) {color: #111 !important}
 #les-caption, #closer-sentence, #across-sentence {font-size: 1.1em}
 """
 TEACHER_JS = """(on) => {
@@ -16,3 +18,6 @@ TEACHER_JS = """(on) => {
   if (on) { document.body.classList.remove('dark'); }
   return [];
 }"""
+# Prepended to an event's js= whose first input is a hidden 'teacher' checkbox: sends whether the page is in
+# teacher mode now (a tab built before the visitor's shared state reads it from the page).
+PAGE_TEACHER_JS = "document.body.classList.contains('gptlab-teacher')"

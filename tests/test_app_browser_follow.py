@@ -128,3 +128,29 @@ def test_look_closer_follows_rollout_and_moves_left(page):
     assert (at, row, future) == (5, 5, len(prompt) - 6)
     assert torch.allclose(torch.tensor(weights), matrix[5, :6], atol=1e-3)
     page.screenshot(path=str(SHOTS / "follow-closer.png"), full_page=True)
+
+
+def test_teacher_mode_keeps_the_shaded_text_readable_on_the_colour_blind_safe_scale(page, app_url):
+    """In teacher mode (?teacher=1) the page's dark prose ink must not cover a shaded token: a dark-shaded one
+    keeps light ink; the explorer's text is on the Cividis scale, as the /follow API's is."""
+    from plotly.colors import sample_colorscale
+
+    from gptlab.figures.style import TEACHER_COLORSCALE
+
+    page.goto(f"{app_url}?teacher=1")
+    page.wait_for_function("() => document.body.classList.contains('gptlab-teacher')")
+    open_tab(page, "Attention explorer")
+    page.wait_for_selector("#att-follow .gl-tok")
+    page.locator("#att-follow [data-pos='5']").click()
+    followed(page, "att", 5)
+    spans = page.eval_on_selector_all(
+        "#att-follow [data-weight]",
+        "spans => spans.map(s => [getComputedStyle(s).color, getComputedStyle(s).backgroundColor])")
+    dark = [(ink, shade) for ink, shade in spans if sum(int(v) for v in shade[4:-1].split(",")) < 300]
+    assert dark, spans  # some token is shaded dark
+    for ink, shade in dark:
+        assert sum(int(v) for v in ink[4:-1].split(",")) > 600, (ink, shade)  # white ink on a dark shade
+    cividis = {c.replace(" ", "") for c in sample_colorscale(TEACHER_COLORSCALE, [0, 1])}
+    legend = page.get_attribute("#att-follow .gl-follow div:last-child span", "style").replace(" ", "")
+    assert all(c in legend for c in cividis), legend
+    page.screenshot(path=str(SHOTS / "follow-teacher.png"), full_page=True)

@@ -18,6 +18,11 @@ pytestmark = BROWSER_MARKS
 WIDTH = 64  # characters per drawn line (surprise_text_figure's default)
 
 
+def ordinal(n: int) -> str:
+    """How the hover names the n-th guess, counted from 1: '1st guess', '2nd guess', '11th guess'."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')} guess"
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     from playwright.sync_api import sync_playwright
@@ -59,7 +64,7 @@ def test_the_tab_draws_a_minus_b_and_the_hover_shows_bits_rank_and_top_five(page
     top = ", ".join(f"{label} {float(p):.0%}" for label, p in zip(a.top_labels[t], a.top_probs[t], strict=True))
     assert f"{position}:{SURPRISE_PROMPT[position]}" in hover, hover
     assert f"gpt {float(a.bits[t]):.2f} bits, bigram {float(b.bits[t]):.2f} bits" in hover, hover
-    assert f"rank in gpt: {int(a.ranks[t])}" in hover and f"top guesses: {top}" in hover, hover
+    assert f"{ordinal(int(a.ranks[t]) + 1)} of gpt" in hover and f"top guesses: {top}" in hover, hover
     page.screenshot(path=str(SHOTS / "surprise-a-minus-b.png"), full_page=True)
 
 
@@ -69,10 +74,12 @@ def test_bits_of_a_alone(page):
     page.wait_for_function("() => !(document.querySelector('#surprise-plot .gtitle') || {textContent: '−'})"
                            ".textContent.includes('−')")
     hover = hover_cell(page, 1, 1, len(SURPRISE_PROMPT.splitlines()))
-    assert re.search(r"\d+\.\d\d bits · rank \d+ *top guesses: ", hover), hover
+    assert re.search(r"\d+\.\d\d bits · \d+(st|nd|rd|th) guess *top guesses: ", hover), hover
 
 
-def test_clicking_a_character_follows_it_in_the_attention_explorer(page):
+def test_clicking_a_character_follows_the_query_that_predicted_it_in_the_attention_explorer(page):
+    """The hover of character p shows the prediction made at query p - 1: the click follows that query, with p
+    shown (greyed) after it and named in the caption."""
     open_tab(page, "Where context pays")
     page.get_by_role("radio", name="A minus B").check()  # .input redraws
     page.wait_for_function("() => (document.querySelector('#surprise-plot .gtitle') || {textContent: ''})"
@@ -86,4 +93,6 @@ def test_clicking_a_character_follows_it_in_the_attention_explorer(page):
     page.wait_for_function("t => (document.querySelector('#att-prompt textarea') || {}).value === t",
                            arg=SURPRISE_PROMPT[: position + 1])
     page.wait_for_function("p => (document.querySelector('#att-follow .gl-sel') || {dataset: {}}).dataset.pos === p",
-                           arg=str(position))
+                           arg=str(position - 1))
+    assert "the attention that predicted ‘d’" in page.inner_text("#att-follow .gl-follow-caption")
+    assert page.get_attribute(f"#att-follow [data-pos='{position}']", "aria-disabled") == "true"  # the future

@@ -29,6 +29,11 @@ SHIPPED = REPO / "checkpoints"
 TEXT = "GREMIO:\nGood morrow, neighbour Baptista.\n"
 
 
+def ordinal(n: int) -> str:
+    """How the hover names the n-th guess, counted from 1: '1st guess', '2nd guess', '11th guess'."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')} guess"
+
+
 @pytest.fixture(scope="module")
 def catalog():
     return Catalog.from_sources(SHIPPED).load_all()
@@ -62,7 +67,9 @@ def test_a_minus_b_colours_are_the_librarys_bits_and_the_hover_says_bits_rank_to
         guesses = ", ".join(f"{label} {float(p):.0%}" for label, p in zip(a.top_labels[t], a.top_probs[t],
                                                                           strict=True))
         assert f"gpt {float(a.bits[t]):.2f} bits, bigram {float(b.bits[t]):.2f} bits" in hover[t], hover[t]
-        assert f"rank in gpt: {int(a.ranks[t])}" in hover[t] and f"top guesses: {guesses}" in hover[t]
+        assert f"{ordinal(int(a.ranks[t]) + 1)} of gpt" in hover[t] and f"top guesses: {guesses}" in hover[t]
+    first = int((a.ranks == 0).nonzero()[0])  # the rank is counted from 1: the likeliest guess is the '1st'
+    assert "1st guess of gpt<br>" in hover[first] and "rank" not in hover[first], hover[first]
     assert f"{a.mean_bits:.2f} bits per character on average over {len(TEXT) - 1} predicted" in summary
     assert f"{(a.bits - b.bits).double().mean():+.2f} bits per character on average" in summary
     assert "on letters inside a word" in summary and "on the first letter of a word" in summary
@@ -73,7 +80,7 @@ def test_bits_of_a_and_snapshot_against_snapshot(client, catalog):
     one = catalog.get("single_head")
     values, hover = cells(plot)
     assert values == pytest.approx(surprise(one.model, one.tokenizer, TEXT).bits.tolist(), abs=1e-5)
-    assert re.search(r"\d+\.\d\d bits · rank \d+<br>top guesses: ", hover[3]), hover[3]
+    assert re.search(r"\d+\.\d\d bits · \d+(st|nd|rd|th) guess<br>top guesses: ", hover[3]), hover[3]
     early, late = (snap for snap in find_snapshots(SHIPPED / "gpt") if snap.step in (150, 5000))
     summary, plot = client.predict(TEXT, "gpt@150", "gpt@5000", "A minus B", False, api_name="/surprise")
     first, last = load_checkpoint(early.folder), load_checkpoint(late.folder)
@@ -83,8 +90,8 @@ def test_bits_of_a_and_snapshot_against_snapshot(client, catalog):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("", "gpt", "bigram", "A minus B"), "The prompt is empty"),
-    (("x" * (MAX_PROMPT_CHARS + 1), "gpt", "bigram", "A minus B"), "the limit is 2,000"),
+    (("", "gpt", "bigram", "A minus B"), "The text is empty"),
+    (("x" * (MAX_PROMPT_CHARS + 1), "gpt", "bigram", "A minus B"), "The text has 2,001 characters; the limit is 2,000"),
     (("a", "gpt", "bigram", "bits of A"), "at least two"),
     (("héllo", "gpt", "bigram", "bits of A"), "never seen these characters: 'é'"),
     ((TEXT, "gpt", "gpt-bpe", "A minus B"), "gpt and gpt-bpe use different tokenizers"),
@@ -102,9 +109,13 @@ def test_a_mismatched_tokenizer_does_not_matter_when_b_is_not_used(client):
     assert "bits per token" in summary and "−" not in summary.split("\n\n")[0]
 
 
-def test_the_passage_is_the_val_splits_first_2000_characters():
+def test_the_passage_is_the_val_splits_first_2000_characters_from_its_first_whole_line():
     text = load_text()
-    assert VAL_PASSAGE == text[len(TokenSplits.from_ids(list(range(len(text)))).train):][:2000]
+    val = text[len(TokenSplits.from_ids(list(range(len(text)))).train):][:2000]
+    start = val.index("\n") + 1  # the split begins mid-line: the passage starts at the next line's start
+    while val[start] == "\n":
+        start += 1
+    assert VAL_PASSAGE == val[start:] and VAL_PASSAGE.startswith("GREMIO:\n")
     assert SURPRISE_PROMPT.startswith("GREMIO:\n") and SURPRISE_PROMPT in VAL_PASSAGE
     assert LESSONS["context-pays"].prompt == VAL_PASSAGE and LESSONS["context-pays"].baseline == "bigram"
 
@@ -141,3 +152,17 @@ def test_the_summary_reads_right_for_one_predicted_character(client):
     summary, _ = client.predict("ab", "gpt", "bigram", "A minus B", False, api_name="/surprise")
     assert "over 1 predicted character;" in summary and "saw 1 earlier character " in summary
     assert "of the 1 character (blue)" in summary and "characters" not in summary.split("\n\n")[1]
+
+
+def test_choosing_an_a_whose_tokenizer_b_lacks_falls_back_to_bits_of_a_with_one_warning(catalog):
+    """What the tab runs when A changes, before its one draw: gpt-bpe minus the char bigram cannot line up their
+    tokens, so the mode goes to 'bits of A' (one warning) instead of an error on every draw."""
+    from gptlab_app.rungs import Rungs
+    from gptlab_app.tabs.surprise import BITS, MINUS, fit_mode
+
+    rungs = Rungs(catalog)
+    with pytest.warns(UserWarning, match="gpt-bpe and bigram use different tokenizers"):
+        assert fit_mode(rungs, "gpt-bpe", "bigram", MINUS) == BITS
+    assert fit_mode(rungs, "gpt", "bigram", MINUS) == MINUS  # one tokenizer: A minus B stays
+    assert fit_mode(rungs, "gpt-bpe", "bigram", BITS) == BITS
+    assert fit_mode(rungs, "no-such", "bigram", MINUS) == MINUS  # the draw names that fault itself

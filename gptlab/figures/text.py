@@ -75,8 +75,17 @@ def _hover(i: int, shown: Sequence[str], bits: torch.Tensor, ranks: torch.Tensor
     guesses = ", ".join(f"{escape_markup(label)} {float(p):.0%}" for label, p in zip(top_labels[t], top_probs[t],
                                                                                        strict=True))
     if baseline_bits is None:
-        head = f"{float(bits[t]):.2f} bits · rank {int(ranks[t])}"
+        head = f"{float(bits[t]):.2f} bits · {guess_rank(int(ranks[t]))}"
     else:
         head = (f"{a_name} {float(bits[t]):.2f} bits, {b_name} {float(baseline_bits[t]):.2f} bits: "
-                f"{a_name} − {b_name} = {float(bits[t] - baseline_bits[t]):+.2f}<br>rank in {a_name}: {int(ranks[t])}")
+                f"{a_name} − {b_name} = {float(bits[t] - baseline_bits[t]):+.2f}<br>"
+                f"{guess_rank(int(ranks[t]))} of {a_name}")
     return f"{i}:{shown[i]}<br>{head}<br>top guesses: {guesses}"
+
+
+def guess_rank(rank: int) -> str:
+    """A 0-based rank (how many tokens the model found likelier than the true one) as read: 0 -> '1st guess',
+    1 -> '2nd guess', 10 -> '11th guess'."""
+    n = rank + 1
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix} guess"

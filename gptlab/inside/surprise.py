@@ -29,7 +29,8 @@ class Surprise:
     The text has N tokens (``ids``, ``tokens``, ``labels`` are ``[N]``); the first has nothing before it,
     so T = N − 1 tokens are predicted. Index t of every ``[T]`` or ``[T, k]`` field is the prediction made
     at position t of token t + 1 (``labels[t + 1]``): ``bits`` (float32, −log2 p(true token)), ``ranks``
-    (int64, how many tokens the model found likelier than the true one: 0 = its first choice),
+    (int64, how many tokens the model found likelier than the true one: 0 = its first choice; the app shows it
+    1-based, '1st guess'),
     ``context`` (int64, how many tokens the prediction saw, 1..block_size), ``top_ids`` and ``top_probs``
     (``[T, k]``, likeliest first, probabilities at temperature 1) and ``top_labels`` (``[T][k]``).
     """

@@ -26,6 +26,11 @@ from ..common import (
     token_position,
 )
 from ..pickers import layer_head_sliders, model_picker, picker_updates
+from ..teacher import PAGE_TEACHER_JS
+
+# the follow events' js=: their last input, a hidden checkbox, becomes whether the page is in teacher mode now
+# (this tab is built before the visitor's shared teacher state exists)
+FOLLOW_TEACHER_JS = f"(...values) => [...values.slice(0, 6), {PAGE_TEACHER_JS}]"
 
 
 def show(catalog: Catalog, model, prompt, layer, head, query) -> tuple:
@@ -101,6 +106,7 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
             average = gr.Plot(show_label=False, elem_id="att-avg", scale=2)
             bars = gr.Plot(show_label=False, elem_id="att-bars", scale=1)
         by, position, text, followed = follow.follow_section("att")
+        teacher = gr.Checkbox(False, label="teacher mode", visible="hidden", elem_id="att-teacher")
     inputs, outputs = [model, prompt, layer, head, query], [shown, heatmap, grid, average, bars]
     draw = dict(concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
     # drawn when the page opens (the tab mounts at full width when first shown); every draw the
@@ -112,11 +118,15 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
     gr.on([layer.release, head.release, query.submit, prompt.submit], bind(show, catalog), inputs, outputs,
           api_visibility="private", cancels=[on_open], **draw)
     # per visitor: fit the sliders to the default model (API callers keep the widest ranges)
-    gr.on([model.input, demo.load], bind(fit_pickers, catalog), model, [layer, head], api_visibility="private")
+    demo.load(bind(fit_pickers, catalog), model, [layer, head], api_visibility="private")
     # follow one character: drawn on open, then again on every draw, pick of what to shade by, and move
-    chosen = [model, prompt, layer, head, by, position]
+    chosen = [model, prompt, layer, head, by, position, teacher]
     on_open_follow = demo.load(bind(follow.show_on_open, catalog), chosen, [text, followed], api_visibility="private",
                                **draw)
+    redraw_follow = dict(api_visibility="private", js=FOLLOW_TEACHER_JS, **draw)
     gr.on([button.click, layer.release, head.release, prompt.submit, by.change, position.change],
-          bind(follow.show, catalog), chosen, [text, followed], api_visibility="private", cancels=[on_open_follow],
-          **draw)
+          bind(follow.show, catalog), chosen, [text, followed], cancels=[on_open_follow], **redraw_follow)
+    # another model: the sliders back at 0 and every plot redrawn for it, so what is shown matches the controls
+    model.input(bind(fit_pickers, catalog), model, [layer, head], api_visibility="private", cancels=[on_open]).then(
+        bind(show, catalog), inputs, outputs, api_visibility="private", **draw).then(
+        bind(follow.show, catalog), chosen, [text, followed], **redraw_follow)

@@ -37,7 +37,7 @@ def next_token(catalog: Catalog, model, text, temperature, top_k, top_p, seed, t
     character split over byte tokens whole until its last byte comes.
     """
     with library_errors():
-        text = checked_prompt(text)
+        text = checked_prompt(text, "text so far")
         checkpoint = get_model(catalog, model, live)
         text, fit_note = fitted_prompt(checkpoint.tokenizer, text)
         settings = sampling_settings(1, temperature, top_k, top_p, whole(seed, "seed", 0, MAX_SEED))
