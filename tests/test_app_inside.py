@@ -16,7 +16,6 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from gptlab.classroom.catalog import Catalog
-from gptlab.figures.export import table_csv
 from gptlab.inside import head_math
 from gptlab_app import build_app, launch_options
 
@@ -71,8 +70,13 @@ def test_the_table_is_the_heads_math_sorted_by_weight(client, catalog, layer, he
     assert [round(w, 6) for w in figure["data"][1]["x"]] == [round(float(w), 6) for w in found.weights]
     assert f"query {found.query_label}" in figure["layout"]["title"]["text"]
     response = httpx.get(file["url"], timeout=30)
-    assert response.status_code == 200 and response.text == table_csv(found.table())
-    assert [int(r["position"]) for r in csv.DictReader(io.StringIO(response.text))] == found.order
+    assert response.status_code == 200
+    read = list(csv.DictReader(io.StringIO(response.text)))  # the CSV's columns are the table's, the scale after
+    assert list(read[0]) == ["key position", "key", "q·k", "scaled score", "weight", "contribution size",
+                             "scale (1/√head_size)"]
+    assert [int(r["key position"]) for r in read] == found.order
+    assert [[float(r[c]) for c in ("q·k", "weight", "contribution size")] for r in read] == [
+        [float(f"{row[k]:.6f}") for k in ("q_dot_k", "weight", "contribution_size")] for row in found.table()]
 
 
 def test_a_layer_head_or_query_the_model_lacks_is_refused_clearly(client):

@@ -36,6 +36,12 @@ from ..pickers import Visitor, config_of, get_model, layer_head_sliders, model_p
 COLUMNS = [("key position", "position"), ("key", "token"), ("q·k", "q_dot_k"), ("scaled score", "score"),
            ("weight", "weight"), ("contribution size", "contribution_size")]
 DECIMALS = 6  # as the CSV writes them: the weights shown still sum to 1 within 1e-5
+SCALE_COLUMN = "scale (1/√head_size)"  # the CSV's one column more than the table's: the note says it once
+
+
+def csv_rows(rows: list[dict]) -> list[dict]:
+    """``HeadMath.table()`` rows under the table's own headers (COLUMNS), the scale last: the CSV's rows."""
+    return [{name: row[key] for name, key in COLUMNS} | {SCALE_COLUMN: row["scale"]} for row in rows]
 
 
 def show(catalog: Catalog, model, prompt, layer, head, query, teacher=False, live: Checkpoint | None = None) -> tuple:
@@ -55,7 +61,7 @@ def show(catalog: Catalog, model, prompt, layer, head, query, teacher=False, liv
     rows = found.table()
     title = f"{model} · layer {layer} · head {head} · query {found.query_label}"
     try:
-        path, written = csv_file(table_csv(rows), title), ""
+        path, written = csv_file(table_csv(csv_rows(rows)), title), ""
     except ExportError as exc:  # the view still stands; only the download is missing
         path, written = None, f"⚠️ {exc}"
     return (
@@ -98,7 +104,8 @@ def build(catalog: Catalog, visitor: Visitor) -> None:
     with gr.Tab("Inside a head", id="inside") as tab:
         gr.Markdown("Why a head looks where it looks: the query's dot product q·k with every key it may see, "
                     "scaled by 1/√head_size, becomes a weight through the softmax; the head's output is the "
-                    "weighted sum of the keys' value vectors.")
+                    "weighted sum of the keys' value vectors. A key's contribution size is the length of its "
+                    "weight × its value vector: how far that key moves the head's output.")
         with gr.Row():
             with gr.Column(scale=1):
                 model = model_picker(catalog, "inside-model", live=True)
