@@ -18,6 +18,7 @@ from gptlab.errors import GptlabError
 from gptlab.markdown import code_span
 
 from .common import MAX_THREADS, QUEUE_SIZE, error
+from .links import opening_tab
 from .tabs import ablate, across, attention, closer, compare, generate, inside, lessons, live, models, step, surprise
 from .teacher import TEACHER_CSS
 
@@ -38,19 +39,22 @@ def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
                 "`--checkpoints DIR` or set `GPTLAB_CHECKPOINTS`.",
                 elem_id="no-models",
             )
-        generate.build(catalog, demo)
-        compare.build(catalog)
-        attention.build(catalog, demo)
-        models.build(catalog)
-        if catalog.attention_names:
-            visitor = across.build(catalog, demo)  # the first teaching tab makes what they share
-            live.build(visitor)
-            closer.build(catalog, visitor)
-            inside.build(catalog, visitor)
-            ablate.build(catalog, visitor)
-            surprise.build(catalog, visitor)
-            step.build(catalog, visitor)
-            lessons.build(catalog, visitor)
+        with gr.Tabs() as tabs:
+            generate.build(catalog, demo)
+            compare.build(catalog)
+            attention.build(catalog, demo)
+            models.build(catalog)
+            if catalog.attention_names:
+                visitor = across.build(catalog, demo)  # the first teaching tab makes what they share
+                live.build(visitor)
+                closer.build(catalog, visitor)
+                inside.build(catalog, visitor)
+                ablate.build(catalog, visitor)
+                surprise.build(catalog, visitor)
+                step.build(catalog, visitor)
+                lessons.build(catalog, visitor)
+        if catalog.attention_names:  # a lesson link opens the Lessons tab
+            demo.load(opening_tab, None, tabs, api_visibility="private")
     guard_inputs(demo)
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo

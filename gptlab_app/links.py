@@ -11,6 +11,9 @@ from gptlab.classroom.lessons import LessonView, read_link
 from .common import MAX_PROMPT_CHARS, warning
 from .pickers import opening_model
 
+LESSONS_TAB = "lessons"  # the id of the tab a lesson link opens (gptlab_app/tabs/lessons.py)
+VIEW_KEYS = ("lesson", "model", "prompt", "seed", "extend", "layer", "head")  # teacher=1 alone targets no tab
+
 
 def linked_view(catalog: Catalog, request: gr.Request | None, warn: bool = True) -> LessonView:
     """The lesson view the page's query parameters name (the first lesson when there are none), built from
@@ -23,6 +26,13 @@ def linked_view(catalog: Catalog, request: gr.Request | None, warn: bool = True)
         for sentence in link.dropped:
             warning(f"The link's {sentence}")
     return link.view
+
+
+def opening_tab(request: gr.Request | None):
+    """Page load: select the Lessons tab when the address names a lesson view (any of ``VIEW_KEYS``), so a
+    student who opens a shared link sees the lesson, not the first tab; otherwise leave the tabs as they are."""
+    params = dict(request.query_params) if request is not None else {}
+    return gr.Tabs(selected=LESSONS_TAB) if any(key in params for key in VIEW_KEYS) else gr.skip()
 
 
 def share_link(request: gr.Request | None, query: str) -> str:

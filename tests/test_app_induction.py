@@ -5,6 +5,7 @@ shows the induction head and the copy bits of its prompt, computed from the data
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,21 @@ def test_the_copying_lesson_on_a_model_that_does_not_copy_says_so(client, catalo
     first, second = copy_bits(catalog.get("gpt").model, catalog.get("gpt").tokenizer.encode(LESSONS["copying"].prompt))
     assert second >= first and f"**{first:.2f} bits per character**" in caption
     assert "the earlier copy does not help" in caption and "saves" not in caption
+
+
+def test_the_attention_explorer_grid_names_the_induction_heads_as_look_closer_does(client, catalog):
+    """The grid's panel titles are the heads' labels ('head 0 · induct 81%'), the ones Look closer shows."""
+    letters = random.Random(0).choices("abcdefghijklmnopqrstuvwxyz", k=30)
+    prompt = "".join(letters) * 2  # a random string written twice: only copying predicts the second half
+    _, _, grid, _, _ = client.predict("induction", prompt, 1, 0, -1, api_name="/attention")
+    titles = [a["text"] for a in json.loads(grid["plot"])["layout"]["annotations"]]
+    checkpoint = catalog.get("induction")
+    view = attention_view(checkpoint.model, checkpoint.tokenizer, prompt)
+    expected = [label.panel_title for label in label_heads(view.patterns, view.tokens, view.ids)[1]]
+    assert titles[:len(expected)] == expected and any(" · induct " in t for t in expected), titles
+    _, _, closer_grid, *_ = client.predict("induction", prompt, 1, 0, -1, False, api_name="/closer")
+    closer_titles = [a["text"] for a in json.loads(closer_grid["plot"])["layout"]["annotations"]]
+    assert closer_titles[:len(expected)] == expected  # the same words in both tabs
 
 
 PROMPT = "ROMEO:\nBut soft, what light"

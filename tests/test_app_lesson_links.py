@@ -111,3 +111,41 @@ def test_the_page_warns_and_draws_the_lesson_with_what_is_left(browser, server, 
         assert f"layer={shown_layer}&head={shown_head}" in link
     finally:
         page.close()
+
+
+def selected_tab(page) -> str:
+    """The name of the tab Gradio marks selected (in the bar, or in its 'More tabs' menu at narrow widths)."""
+    return page.evaluate("() => [...document.querySelectorAll('[role=tab][aria-selected=true]')]"
+                         ".map(t => t.innerText.trim()).join('|')")
+
+
+@in_the_browser
+@pytest.mark.parametrize("query", ["lesson=copying", "lesson=speaker&layer=0&head=1", "model=markup"])
+def test_a_lesson_link_opens_the_lessons_tab_without_a_click(browser, server, query):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(45_000)
+    try:
+        page.goto(f"{server}?{query}")
+        page.wait_for_function("() => document.querySelector('#les-caption') && "
+                               "document.querySelector('#les-caption').innerText.includes('Layer')")
+        page.wait_for_function("() => [...document.querySelectorAll('[role=tab][aria-selected=true]')]"
+                               ".some(t => t.innerText.trim() === 'Lessons')")
+        assert page.is_visible("#les-caption") and page.is_visible("#les-heatmap")
+        assert not page.is_visible("#gen-btn")  # the Generate tab is not the one shown
+    finally:
+        page.close()
+
+
+@in_the_browser
+def test_a_page_without_a_lesson_link_opens_on_generate(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(45_000)
+    try:
+        page.goto(f"{server}?teacher=1")
+        page.wait_for_selector("#gen-btn")
+        # teacher=1 restyles the page from the Lessons tab's load events, which run beside the one that picks a tab
+        page.wait_for_function("() => document.body.classList.contains('gptlab-teacher')")
+        page.wait_for_timeout(1_000)
+        assert "Generate" in selected_tab(page) and page.is_visible("#gen-btn")
+    finally:
+        page.close()

@@ -8,7 +8,7 @@ import gradio as gr
 
 from gptlab.classroom.catalog import Catalog
 from gptlab.figures import attention_heatmap, head_average, head_grid, top_predictions_bar
-from gptlab.inside import AttentionView, attention_view
+from gptlab.inside import AttentionView, attention_view, label_heads
 from gptlab.markdown import code_span
 from gptlab.prompts import ATTENTION_PROMPT, fit_builtin
 
@@ -45,10 +45,11 @@ def show(catalog: Catalog, model, prompt, layer, head, query) -> tuple:
     n = len(view.ids)
     q = n - 1 if query < 0 or query >= n else query  # out of range means "the last token"
     patterns = view.patterns[layer]
+    titles = [label.panel_title for label in label_heads([patterns], view.tokens, view.ids)[0]]  # as Look closer
     return (
         note(view, model, q, query) + (f"\n\n⚠️ {fit.note(code_span)}" if fit.changed else ""),
         plot(attention_heatmap(patterns[head], view.labels, f"{model} · layer {layer} · head {head}")),
-        plot(head_grid(patterns, view.labels, f"All heads of layer {layer} (one colour scale)")),
+        plot(head_grid(patterns, view.labels, f"All heads of layer {layer} (one colour scale)", panel_titles=titles)),
         plot(attention_heatmap(head_average(patterns), view.labels, f"Layer {layer}: average of heads")),
         plot(top_predictions_bar(view.predictions[q], f"Next token after {view.labels[q]}")),
     )
