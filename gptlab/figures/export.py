@@ -44,24 +44,35 @@ INSTALL_HINT = ("Install Chromium (Debian/Ubuntu: `apt-get install chromium`; on
                 "CSV and JSON export need no browser.")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
+
+
+def text_cell(value: Any) -> Any:
+    """A text cell safe to open in a spreadsheet: one starting with = + - @ (or a tab / carriage return) gets
+    a leading apostrophe, the usual CSV-injection guard; other values (numbers included) unchanged."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def attention_csv(pattern: torch.Tensor, labels: Sequence[str]) -> str:
     """A [q, k] matrix as CSV: a header of key labels, one row per query label; the masked future empty."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["query \\ key", *labels])
+    writer.writerow(["query \\ key", *map(text_cell, labels)])
     for q, label in enumerate(labels):
-        writer.writerow([label, *(f"{float(pattern[q, k]):.6f}" if k <= q else "" for k in range(len(labels)))])
+        weights = (f"{float(pattern[q, k]):.6f}" if k <= q else "" for k in range(len(labels)))
+        writer.writerow([text_cell(label), *weights])
     return out.getvalue()
 
 
 def table_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows of equal keys (e.g. ``HeadMath.table()``) as CSV: a header of the keys, floats to 6 decimals."""
+    """Rows of equal keys (e.g. ``HeadMath.table()``) as CSV: a header of the keys, floats to 6 decimals; a
+    text cell starting with = + - @ is prefixed with an apostrophe (``text_cell``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     columns = list(rows[0]) if rows else []
-    writer.writerow(columns)
+    writer.writerow(map(text_cell, columns))
     for row in rows:
-        writer.writerow([f"{row[c]:.6f}" if isinstance(row[c], float) else row[c] for c in columns])
+        writer.writerow([f"{row[c]:.6f}" if isinstance(row[c], float) else text_cell(row[c]) for c in columns])
     return out.getvalue()
 
 
