@@ -33,8 +33,13 @@ element.addEventListener('click', (e) => {{
 element.addEventListener('keydown', (e) => {{
   if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
   e.preventDefault();
-  const at = element.querySelector('.gl-sel');
-  if (at) choose(Number(at.dataset.pos) + (e.key === 'ArrowRight' ? 1 : -1));
+  // the hidden number is the source of truth: a server redraw may still show an older outline
+  const input = document.querySelector('#{prefix}-follow-pos input');
+  const n = element.querySelectorAll('.gl-tok').length;
+  if (!input || !n) return;
+  let at = Number(input.value);
+  if (!Number.isFinite(at) || at < 0 || at > n - 1) at = n - 1;
+  choose(at + (e.key === 'ArrowRight' ? 1 : -1));
 }});
 """
 

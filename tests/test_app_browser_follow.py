@@ -154,3 +154,33 @@ def test_teacher_mode_keeps_the_shaded_text_readable_on_the_colour_blind_safe_sc
     legend = page.get_attribute("#att-follow .gl-follow div:last-child span", "style").replace(" ", "")
     assert all(c in legend for c in cividis), legend
     page.screenshot(path=str(SHOTS / "follow-teacher.png"), full_page=True)
+
+
+@pytest.mark.parametrize("prefix, tab", [("att", "Attention explorer"), ("closer", "Look closer")])
+def test_twenty_fast_right_arrows_from_10_end_at_30_and_stop_at_the_end(page, prefix, tab):
+    """No press is lost while the server redraws: the hidden number is the keys' source of truth and the last
+    position asked for is always drawn (trigger_mode='always_last'); → past the last character stays there."""
+    page.reload()
+    open_tab(page, tab)
+    page.wait_for_selector(f"#{prefix}-follow .gl-tok")
+    page.fill(f"#{prefix}-prompt textarea", PROMPT)
+    page.click(f"#{prefix}-btn")
+    page.wait_for_function(f"n => (document.querySelector('#{prefix}-follow .gl-follow') || "
+                           "{dataset: {}}).dataset.n === n", arg=str(len(PROMPT)))
+    page.locator(f"#{prefix}-follow [data-pos='10']").click()
+    followed(page, prefix, 10)
+    for _ in range(20):
+        page.keyboard.press("ArrowRight", delay=0)
+    followed(page, prefix, 30)
+    page.wait_for_timeout(1500)  # idle: a late answer for an older position would move the view back
+    followed(page, prefix, 30)
+    at, _, _, row = shown(page, prefix)
+    assert (at, row, page.input_value(f"#{prefix}-follow-pos input")) == (30, 30, "30")
+    last = len(PROMPT) - 1
+    page.locator(f"#{prefix}-follow [data-pos='{last - 1}']").click()
+    followed(page, prefix, last - 1)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight", delay=0)
+    followed(page, prefix, last)
+    page.wait_for_timeout(1000)
+    assert shown(page, prefix)[0] == last and page.input_value(f"#{prefix}-follow-pos input") == str(last)

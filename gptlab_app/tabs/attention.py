@@ -126,7 +126,8 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
                                **draw)
     redraw_follow = dict(api_visibility="private", js=FOLLOW_TEACHER_JS, **draw)
     gr.on([button.click, layer.release, head.release, prompt.submit, by.change, position.change],
-          bind(follow.show, catalog), chosen, [text, followed], cancels=[on_open_follow], **redraw_follow)
+          bind(follow.show, catalog), chosen, [text, followed], cancels=[on_open_follow], trigger_mode="always_last",
+          **redraw_follow)
     # another model: the sliders back at 0 and every plot redrawn for it, so what is shown matches the controls
     model.input(bind(fit_pickers, catalog), model, [layer, head], api_visibility="private", cancels=[on_open]).then(
         bind(show, catalog), inputs, outputs, api_visibility="private", **draw).then(

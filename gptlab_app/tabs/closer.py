@@ -140,6 +140,7 @@ def build(catalog: Catalog, visitor: Visitor) -> None:
     on_open_follow = demo.load(bind(follow.show_on_open, catalog), chosen, [text, followed], api_visibility="private",
                                **TEACH)
     gr.on([button.click, layer.release, head.release, by.change, spot.change, teacher.change],
-          bind(follow.show, catalog), chosen, [text, followed], api_name="follow", cancels=[on_open_follow], **TEACH)
+          bind(follow.show, catalog), chosen, [text, followed], api_name="follow", cancels=[on_open_follow],
+          trigger_mode="always_last", **TEACH)
     to_files.click(bind(export, catalog), [model, prompt, layer, head, teacher, live], files, api_name="export",
                    concurrency_id="export", concurrency_limit=1)
