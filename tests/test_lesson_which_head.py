@@ -85,3 +85,33 @@ def test_the_ranking_is_measured_again_when_the_weights_change():
     again = head_ranking(checkpoint, [])
     assert again is not first and again.base_loss > first.base_loss
     assert again.place(top_layer, top_head)[1] == pytest.approx(0.0, abs=1e-6)  # nothing left to switch off
+
+
+def test_a_head_on_a_fixed_offset_is_described_by_it_not_as_following_no_pattern():
+    """The shipped gpt's most needed head looks a fixed few characters back: the caption names that offset with
+    the share of weight the pattern puts there, not 'follows none of the reference patterns'."""
+    from gptlab.inside.explore import attention_view
+
+    checkpoint = load_checkpoint(CHECKPOINTS / "gpt")
+    page = draw_lesson(checkpoint, lesson_view("which-head", "gpt"))
+    layer, head = page.view.layer, page.view.head
+    view = attention_view(checkpoint.model, checkpoint.tokenizer, page.view.prompt)
+    pattern = view.patterns[layer][head]
+    stripes = {d: float(torch.diagonal(pattern, -d).mean()) for d in range(2, 9)}
+    offset = max(stripes, key=stripes.get)
+    assert stripes[offset] >= 0.5  # the heatmap's stripe
+    assert f"puts {stripes[offset]:.0%} of its weight on the character {offset} back" in page.summary, page.summary
+    assert "follows none of the reference patterns" not in page.summary
+
+
+def test_a_stripe_any_number_back_is_found_and_titled():
+    from gptlab.inside.heads import describe, label_heads
+
+    n, tokens = 24, list("abcdefghijklmnopqrstuvwx")
+    for offset in (2, 3, 5):
+        pattern = torch.zeros(n, n)
+        for q in range(n):
+            pattern[q, max(q - offset, 0)] = 1.0  # rows before the offset look at the first position
+        label = label_heads([pattern[None]], tokens)[0][0]
+        assert label.offset == offset and label.short == f"{offset} back 100%"
+        assert describe(label).startswith(f"Layer 0, head 0 puts 100% of its weight on the character {offset} back")

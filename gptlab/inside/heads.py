@@ -32,6 +32,8 @@ SHORT = {
 MIN_ROWS = 2  # a label needs at least this many query rows to be scored (else its score is NaN)
 MIN_LIFT = 0.4  # a pattern label needs this much lift over chance to name a head
 BROAD_MIN = 0.6  # rows at least this close to even attention (1 - total variation) make a broad head
+MAX_OFFSET = 8  # a mixed head is also checked for a stripe this many positions back at most (2..MAX_OFFSET)
+STRIPE_MIN = 0.5  # a mixed head with at least this share of weight on one fixed offset is described by it
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,18 @@ class HeadLabel:
     score: float
     scores: dict[str, float]
     closest: str = ""  # for a mixed head: the pattern label that fits best (but not well)
+    stripe: tuple[int, float] = (0, 0.0)  # for a mixed head: (offset d >= 2, mean weight on the key d back)
+
+    @property
+    def offset(self) -> int:
+        """For a mixed head whose weight sits on one fixed offset (>= STRIPE_MIN): that offset, else 0."""
+        return self.stripe[0] if self.label == "mixed" and self.stripe[1] >= STRIPE_MIN else 0
 
     @property
     def short(self) -> str:
-        """Grid title text: 'prev 71%' ('mixed' alone: its score belongs to another label)."""
+        """Grid title text: 'prev 71%', '2 back 91%' for an offset stripe ('mixed' alone: no pattern fits)."""
+        if self.offset:
+            return f"{self.offset} back {self.stripe[1]:.0%}"
         return "mixed" if self.label == "mixed" else f"{SHORT[self.label]} {self.score:.0%}"
 
     @property
@@ -138,6 +148,17 @@ def score_head(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[st
     return out
 
 
+def offset_stripe(pattern: torch.Tensor) -> tuple[int, float]:
+    """(d, weight): of the keys 2..MAX_OFFSET positions back, the one a [q, k] pattern weights most, with its
+    mean weight over the query rows that have such a key ((0, 0.0) when no offset has MIN_ROWS rows)."""
+    best = (0, 0.0)
+    for d in range(2, MAX_OFFSET + 1):
+        stripe = torch.diagonal(pattern.float(), -d)  # weight of query q on key q - d, for q = d..n-1
+        if stripe.numel() >= MIN_ROWS and float(stripe.mean()) > best[1]:
+            best = (d, float(stripe.mean()))
+    return best
+
+
 def best_label(scored: dict[str, tuple[float, float]], margin: float = 0.1) -> tuple[str, float, str]:
     """(label, its raw score, the closest pattern label) for one head's scores.
 
@@ -174,7 +195,8 @@ def label_heads(patterns: Sequence[torch.Tensor], tokens: Sequence[str],
         for head in range(heads.size(0)):
             scored = score_head(heads[head], masks)
             name, score, closest = best_label(scored)
-            row.append(HeadLabel(layer, head, name, score, {k: v[0] for k, v in scored.items()}, closest))
+            stripe = offset_stripe(heads[head]) if name == "mixed" else (0, 0.0)
+            row.append(HeadLabel(layer, head, name, score, {k: v[0] for k, v in scored.items()}, closest, stripe))
         result.append(row)
     return result
 
@@ -187,6 +209,9 @@ def describe(label: HeadLabel, unit: str = "character") -> str:
     if label.label == "broad":
         return (f"{who} spreads its weight broadly: it is {label.score:.0%} like even attention over every "
                 f"earlier {unit} (an averaging head).")
+    if label.offset:
+        return (f"{who} puts {label.stripe[1]:.0%} of its weight on the {unit} {label.offset} back: a fixed offset, "
+                f"which none of the named patterns describes.")
     if label.label == "mixed":
         return (f"{who} follows none of the reference patterns on this prompt; the closest is "
                 f"{LABELS[label.closest].format(unit=unit)} ({label.score:.0%} of its weight).")
