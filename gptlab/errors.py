@@ -48,3 +48,10 @@ def _visible(char: str) -> str:
     if char.isprintable() and not char.isspace():
         return repr(char)
     return f"U+{ord(char):04X}"
+
+
+def shown_value(value: object, limit: int = 40) -> str:
+    """How an error message echoes a value: its repr, cut to ``limit`` characters with '…' (1e308 read as a
+    whole number has 309 digits)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

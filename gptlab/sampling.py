@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import SettingsError
+from .errors import SettingsError, shown_value
 
 MAX_NEW_TOKENS = 20_000  # library-wide bound; the app sets a smaller one
 MAX_TEMPERATURE = 10.0
@@ -36,7 +36,7 @@ class GenerationSettings:
                 "top_p); use 1 to turn it off."
             )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise SettingsError(f"seed must be a whole number or empty, got {self.seed!r}.")
+            raise SettingsError(f"seed must be a whole number or empty, got {shown_value(self.seed)}.")
         return self
 
     def make_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
@@ -50,17 +50,17 @@ class GenerationSettings:
 
 def _check_int(name: str, value: object, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingsError(f"{name} must be a whole number, got {value!r}.")
+        raise SettingsError(f"{name} must be a whole number, got {shown_value(value)}.")
     if value < low or (high is not None and value > high):
         bound = f"{low}..{high}" if high is not None else f"{low} or more"
-        raise SettingsError(f"{name} must be in {bound}, got {value}.")
+        raise SettingsError(f"{name} must be in {bound}, got {shown_value(value)}.")
 
 
 def _check_float(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SettingsError(f"{name} must be a number in {low}..{high}, got {value!r}.")
+        raise SettingsError(f"{name} must be a number in {low}..{high}, got {shown_value(value)}.")
     if not low <= value <= high:
-        raise SettingsError(f"{name} must be in {low}..{high}, got {value}.")
+        raise SettingsError(f"{name} must be in {low}..{high}, got {shown_value(value)}.")
 
 
 def next_token_probs(logits: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:

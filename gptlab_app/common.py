@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from gptlab.errors import GptlabError, InputError, UnknownCharactersError
+from gptlab.errors import GptlabError, InputError, UnknownCharactersError, shown_value
 from gptlab.figures import figure_json, teacher_style
 from gptlab.markdown import code_span
 from gptlab.models.config import ModelConfig
@@ -114,7 +114,7 @@ def as_int(value, name: str):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, float):
-        raise InputError(f"{name} must be a whole number, got {value!r}.")
+        raise InputError(f"{name} must be a whole number, got {shown_value(value)}.")
     return value
 
 
@@ -122,7 +122,7 @@ def whole(value, name: str, low: int, high: int, where: str = "") -> int:
     """A whole number in low..high from a slider or number field, else InputError (``where``: ' for gpt')."""
     value = as_int(value, name)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number in {low}..{high}{where}, got {value!r}.")
+        raise InputError(f"{name} must be a whole number in {low}..{high}{where}, got {shown_value(value)}.")
     return value
 
 
@@ -130,7 +130,7 @@ def token_position(value, name: str) -> int:
     """A token position: empty or -1 means the last token, as does one past the end; else InputError."""
     value = -1 if value is None else as_int(value, name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be a whole number (-1 = the last token), got {value!r}.")
+        raise InputError(f"{name} must be a whole number (-1 = the last token), got {shown_value(value)}.")
     return value
 
 
@@ -147,7 +147,7 @@ def sampling_settings(max_new_tokens, temperature, top_k, top_p, seed) -> Genera
         top_k=as_int(top_k, "top_k"), top_p=top_p, seed=None if seed is None else as_int(seed, "seed"),
     ).validate(MAX_NEW_TOKENS)
     if settings.top_k > MAX_TOP_K:
-        raise InputError(f"top_k must be in 0..{MAX_TOP_K}, got {settings.top_k}.")
+        raise InputError(f"top_k must be in 0..{MAX_TOP_K}, got {shown_value(settings.top_k)}.")
     return settings
 
 
