@@ -96,3 +96,27 @@ def test_clicking_a_character_follows_the_query_that_predicted_it_in_the_attenti
                            arg=str(position - 1))
     assert "the attention that predicted ‘d’" in page.inner_text("#att-follow .gl-follow-caption")
     assert page.get_attribute(f"#att-follow [data-pos='{position}']", "aria-disabled") == "true"  # the future
+
+
+@pytest.mark.parametrize("text", ["ab", "Good morrow to you all, my friends and neighbours.",
+                                  "Good morrow to you all,\nmy friends."])
+def test_a_one_or_two_line_text_draws(page, text):
+    """A short text (one or two drawn lines) once gave Plotly no room ('Something went wrong with axis
+    scaling'), a blank plot and a tab stuck greyed: it draws, its characters in the cells, with no page error."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_tab(page, "Where context pays")
+    page.get_by_role("radio", name="A minus B").check()
+    page.fill("#surprise-text textarea", text)
+    page.click("#surprise-btn")
+    page.wait_for_function("""(want) => {
+        const plot = document.querySelector('#surprise-plot .js-plotly-plot');
+        if (!plot || !plot.data || !plot.querySelector('.hm')) return false;
+        const cells = [...plot.querySelectorAll('.textpoint text, .hm ~ * text, text')].map((t) => t.textContent);
+        return want.every((c) => cells.includes(c));
+      }""", arg=[c for c in text if c.isalpha()][:6])
+    page.wait_for_selector("#surprise-plot .pending", state="detached")
+    height = page.evaluate("() => document.querySelector('#surprise-plot .main-svg').getBoundingClientRect().height")
+    assert not errors, errors
+    assert "axis scaling" not in page.inner_text("body")
+    assert height >= 200

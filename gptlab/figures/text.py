@@ -13,6 +13,8 @@ import torch
 
 from .style import COLORSCALE, FONT, escape_all, escape_markup
 
+MIN_HEIGHT = 240  # px: shorter, a one- or two-line text leaves Plotly no room for the plot and colour bar
+
 
 def _lines(tokens: Sequence[str], width: int) -> list[list[int]]:
     """Token positions grouped into display lines: a new line after each ↵ and after ``width`` tokens."""
@@ -59,7 +61,7 @@ def surprise_text_figure(
         colorbar=dict(title=f"{a_name} − {b_name}<br>bits" if difference else "bits"),
     ))
     fig.update_layout(
-        title=dict(text=escape_markup(title)), font=FONT, height=90 + 26 * len(lines),
+        title=dict(text=escape_markup(title)), font=FONT, height=max(MIN_HEIGHT, 90 + 26 * len(lines)),
         margin=dict(l=20, r=20, t=60, b=20),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"),
     )
