@@ -24,13 +24,15 @@ from .teacher import TEACHER_CSS
 
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"  # the checkout's shipped models
 CSS = ".token-note {font-size: 0.95em} #gen-out textarea, .cmp-out textarea {font-family: monospace}"
+DELETE_CACHE = (3600, 86400)  # (every s, older than s): Gradio deletes the download files it served
 MAX_UPLOAD = "1mb"  # the app takes no files, but Gradio's /upload route is always open
 
 
 def build_app(catalog: Catalog, checkpoints: str = "") -> gr.Blocks:
     """The page over the catalog's models: a header, then the tabs in page order, number inputs guarded
     and a queue sized for a class (the six teaching tabs need a model with attention)."""
-    with gr.Blocks(title="gptlab") as demo:
+    # download files (CSV, lesson pages) older than a day are deleted, checked every hour
+    with gr.Blocks(title="gptlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# gptlab: a GPT from scratch, and a look inside")
         if not catalog.names:
             gr.Markdown(
