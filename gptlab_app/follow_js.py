@@ -45,10 +45,12 @@ element.addEventListener('keydown', (e) => {{
 
 
 def open_follow_js(tab: str = "Attention explorer", prefix: str = "att") -> str:
-    """A ``js=`` handler for another tab's event, ``(prompt, position) => ...``: opens ``tab`` (from the bar or
-    Gradio's 'More tabs' menu), waits until its view is drawn, writes the prompt and the position and presses
-    the tab's draw button ``#{prefix}-btn``, which redraws the tab and follows that position."""
-    return f"""(prompt, position) => {{
+    """A ``js=`` handler for another tab's event, ``(prompt, position, model) => ...``: opens ``tab`` (from the
+    bar or Gradio's 'More tabs' menu), waits until its view is drawn, writes the prompt and the position and
+    presses the tab's draw button ``#{prefix}-btn``, which redraws the tab and follows that position. With a
+    ``model`` (a dropdown value of another tab), it writes JSON ``{model, prompt, position, at}`` into the hidden
+    box ``#{prefix}-open`` instead: the server picks the model (``follow_open.open_at``) and redraws."""
+    return f"""(prompt, position, model) => {{
   const name = {tab!r};
   const tabs = [...document.querySelectorAll('button[role=tab], .overflow-dropdown button')];
   let button = tabs.find((b) => b.textContent.trim() === name && b.offsetParent !== null);
@@ -64,7 +66,9 @@ def open_follow_js(tab: str = "Attention explorer", prefix: str = "att") -> str:
     const box = document.querySelector('#{prefix}-prompt textarea');
     const at = document.querySelector('#{prefix}-follow-pos input');
     const draw = document.querySelector('#{prefix}-btn');
-    if (!box || !at || !draw) {{ if (Date.now() - start < 10000) setTimeout(fill, 100); return; }}
+    const open = document.querySelector('#{prefix}-open textarea');
+    if (!box || !at || !draw || !open) {{ if (Date.now() - start < 10000) setTimeout(fill, 100); return; }}
+    if (model !== undefined) {{ set(open, JSON.stringify({{model, prompt, position, at: Date.now()}})); return; }}
     set(box, prompt);
     set(at, String(position));
     draw.click();

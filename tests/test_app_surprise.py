@@ -141,7 +141,7 @@ def test_the_lesson_caption_is_computed_from_the_shipped_checkpoints(client, cat
     found = re.search(r"saves (-?\d+\.\d+) bits per letter .* but only (-?\d+\.\d+) bits on the first", caption)
     numbers = [float(x) for x in found.groups()]
     assert numbers == [round(float(saved[inside].double().mean()), 2), round(float(saved[start].double().mean()), 2)]
-    assert f"({len(inside)} letters)" in caption and f"({len(start)} letters)" in caption
+    assert f"({len(inside):,} letters inside a word)" in caption and f"({len(start):,} letters at the start" in caption
     assert numbers[0] > numbers[1] + 1  # context pays far more inside a word than on its first letter
     assert caption.startswith(f"**{lesson.title}** Look for {lesson.look_for}")
     assert cells(heatmap)[0] == pytest.approx((a.bits - b.bits).tolist(), abs=1e-5)
@@ -166,3 +166,26 @@ def test_choosing_an_a_whose_tokenizer_b_lacks_falls_back_to_bits_of_a_with_one_
     assert fit_mode(rungs, "gpt", "bigram", MINUS) == MINUS  # one tokenizer: A minus B stays
     assert fit_mode(rungs, "gpt-bpe", "bigram", BITS) == BITS
     assert fit_mode(rungs, "no-such", "bigram", MINUS) == MINUS  # the draw names that fault itself
+
+
+def test_a_click_opens_the_explorer_on_model_a_or_says_which_model_it_shows_instead(catalog):
+    """What the explorer runs when Where context pays opens it (follow_open.open_at): A itself when the explorer
+    lists it; for a snapshot its finished model, for the bigram or the live model the opening model, each with
+    a warning saying so; anything else refused."""
+    from gradio.exceptions import Error
+
+    from gptlab_app.follow_open import open_at
+
+    def asked(model, position=4):
+        return json.dumps({"model": model, "prompt": TEXT, "position": position})
+
+    assert open_at(catalog, asked("gpt-bpe")) == ("gpt-bpe", TEXT, 4)
+    with pytest.warns(UserWarning, match="shows gpt as trained, not gpt at step 150"):
+        assert open_at(catalog, asked("gpt@150"))[0] == "gpt"
+    with pytest.warns(UserWarning, match="bigram has no attention heads to follow"):
+        assert open_at(catalog, asked("bigram"))[0] == "gpt"
+    with pytest.warns(UserWarning, match="cannot show your live model"):
+        assert open_at(catalog, asked("live"))[0] == "gpt"
+    for bad in ("not json", json.dumps([1]), json.dumps({"model": "gpt"}), asked("gpt", "x"), None):
+        with pytest.raises(Error, match="explorer with JSON|position must be a whole number"):
+            open_at(catalog, bad)

@@ -12,7 +12,7 @@ from gptlab.inside import AttentionView, attention_view, label_heads
 from gptlab.markdown import code_span
 from gptlab.prompts import ATTENTION_PROMPT, fit_builtin
 
-from .. import follow
+from .. import follow, follow_open
 from ..common import (
     ATTENTION_CONCURRENCY,
     MAX_PROMPT_CHARS,
@@ -108,6 +108,7 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
             bars = gr.Plot(show_label=False, elem_id="att-bars", scale=1)
         by, position, text, followed = follow.follow_section("att")
         teacher = gr.Checkbox(False, label="teacher mode", visible="hidden", elem_id="att-teacher")
+        wanted = gr.Textbox(label="open at (JSON)", visible="hidden", elem_id="att-open")  # follow_js.open_follow_js
     inputs, outputs = [model, prompt, layer, head, query], [shown, heatmap, grid, average, bars]
     draw = dict(concurrency_id="attention", concurrency_limit=ATTENTION_CONCURRENCY)
     # drawn when the page opens (the tab mounts at full width when first shown); every draw the
@@ -130,5 +131,11 @@ def build(catalog: Catalog, demo: gr.Blocks) -> None:
           **redraw_follow)
     # another model: the sliders back at 0 and every plot redrawn for it, so what is shown matches the controls
     model.input(bind(fit_pickers, catalog), model, [layer, head], api_visibility="private", cancels=[on_open]).then(
+        bind(show, catalog), inputs, outputs, api_visibility="private", **draw).then(
+        bind(follow.show, catalog), chosen, [text, followed], **redraw_follow)
+    # another tab opens the explorer on its model (or the nearest one listed here), text and position
+    wanted.change(bind(follow_open.open_at, catalog), wanted, [model, prompt, position], api_visibility="private",
+                  cancels=[on_open, on_open_follow]).then(
+        bind(fit_pickers, catalog), model, [layer, head], api_visibility="private").then(
         bind(show, catalog), inputs, outputs, api_visibility="private", **draw).then(
         bind(follow.show, catalog), chosen, [text, followed], **redraw_follow)

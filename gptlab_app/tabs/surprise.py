@@ -54,7 +54,7 @@ FOLLOW_ON_CLICK_JS = f"""() => {{
       const position = parseInt(cell, 10);  // '12:o<br>...' -> 12
       if (!(position >= 1 && position < meta.ends.length)) return;
       const dropped = Math.max(0, position + 1 - (meta.block || Infinity));
-      follow(meta.text.slice(0, meta.ends[position]), position - 1 - dropped);
+      follow(meta.text.slice(0, meta.ends[position]), position - 1 - dropped, meta.model);
     }});
   }};
   wire(25);
@@ -76,7 +76,8 @@ def show(rungs: Rungs, text, model_a, model_b, mode, teacher=False, live: Checkp
         names = (Rungs.name(model_a), Rungs.name(model_b) if b is not None else "")
         found = surprise_view(a.model, a.tokenizer, text, b and b.model, b and b.tokenizer, names)
     fig = figure(found)
-    fig.update_layout(meta={"text": found.a.text, "ends": found.ends, "block": found.a.block_size})  # for a click
+    fig.update_layout(meta={"text": found.a.text, "ends": found.ends, "block": found.a.block_size,
+                            "model": model_a})  # for a click: see FOLLOW_ON_CLICK_JS
     return "\n\n".join(part for part in (found.summary, fit_note) if part), plot(fig, teacher)
 
 
