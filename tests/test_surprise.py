@@ -14,8 +14,8 @@ from conftest import TINY_TEXT
 from gptlab import CharTokenizer, InputError, ModelConfig, UnknownCharactersError, build_model, load_checkpoint
 from gptlab.data import load_text
 from gptlab.figures import escape_markup, surprise_text_figure
-from gptlab.inside import context_pays, context_pays_caption, surprise, surprise_difference
-from gptlab.inside.surprise import CAPTION_CHARS, validation_text, windows
+from gptlab.inside import context_pays, context_pays_caption, surprise, surprise_difference, surprise_view
+from gptlab.inside.surprise import CAPTION_CHARS, ContextPays, validation_text, windows
 
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER = CharTokenizer.train(TINY_TEXT)
@@ -158,7 +158,7 @@ def test_the_caption_reproduces_the_shipped_checkpoints_numbers_from_the_data():
     saved = without.bits - with_context.bits
     numbers = [float(x) for x in re.findall(r"(\d+\.\d+) bits", caption)]
     assert numbers == [round(float(saved[inside].mean()), 2), round(float(saved[start].mean()), 2)]
-    assert f"({len(inside)} letters)" in caption and f"({len(start)} letters)" in caption
+    assert f"({len(inside):,} letters inside a word)" in caption and f"({len(start):,} letters at the start" in caption
     assert numbers[0] > numbers[1] + 1  # context pays far more inside a word than at its start
     pays = context_pays(with_context, without)
     assert (pays.n_inside_word, pays.n_word_start) == (len(inside), len(start))
@@ -186,7 +186,7 @@ def test_the_figure_colours_each_predicted_character_and_escapes_the_text():
     shown = "".join(t for row in heat.text for t in row if t)
     assert shown == "".join(escape_markup(t) for t in s.tokens)  # shown as written, never as markup
     hover = [h for row in heat.customdata for h in row if h]
-    assert any("rank" in h and "bits" in h for h in hover)
+    assert any(" guess" in h and "bits" in h for h in hover)  # the true token's rank, read as "1st guess"
     assert not any("<i>" in h or "</i>" in h for h in [*hover, *(t for row in heat.text for t in row)])
     assert fig.layout.title.text == escape_markup("<b>title</b>")
     diff = surprise_text_figure(s.tokens, s.bits, s.ranks, s.top_labels, s.top_probs, "A − B",
@@ -202,3 +202,27 @@ def test_mean_bits_is_the_cross_entropy_over_ln2_for_training_snapshots(step):
     text = validation_text(load_text(), ck.tokenizer, 300)
     s = surprise(ck.model, ck.tokenizer, text)
     assert abs(s.mean_bits - cross_entropy_on_windows(ck.model, s.ids, s.context) / math.log(2)) <= 1e-5
+
+
+@pytest.mark.parametrize("inside, start, opening", [
+    (2.41, 0.69, "Context pays inside words: the gpt model saves 2.41 bits per letter"),
+    (-1.94, 4.06, "On this text context pays no more inside words than at their start: the gpt model loses 1.94 bits"),
+    (-9.05, -2.25, "Context does not pay on this text: the gpt model loses 9.05 bits per letter"),
+])
+def test_the_caption_concludes_what_its_numbers_say(inside, start, opening):
+    """A text where the model does worse with context (a breaker's 'xxxx xxxx', 'zq zq zq') is not told that
+    context pays; counts read as counts ('1 letter', '1,163 letters')."""
+    pays = ContextPays(inside_word=inside, word_start=start, n_inside_word=1163, n_word_start=1,
+                       with_context="gpt", without_context="bigram")
+    assert pays.caption.startswith(opening)
+    assert "(1,163 letters inside a word)" in pays.caption and "(1 letter at the start of a word)" in pays.caption
+    assert ("nearly fixed" in pays.caption) == (inside > max(start, 0))
+
+
+def test_the_caption_names_the_models_as_the_view_names_them():
+    """The induction model is a 'gpt' by kind: the caption uses the name it was picked by."""
+    ck = load_checkpoint(REPO / "checkpoints" / "induction")
+    bigram = load_checkpoint(REPO / "checkpoints" / "bigram")
+    text = "First Citizen:\nBefore we proceed any further, hear me speak."
+    view = surprise_view(ck.model, ck.tokenizer, text, bigram.model, bigram.tokenizer, ("induction", "bigram"))
+    assert "the induction model" in view.pays.caption and "the gpt model" not in view.pays.caption

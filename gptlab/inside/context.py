@@ -85,7 +85,7 @@ def surprise_view(model_a: nn.Module, tokenizer_a: Tokenizer, text: str, model_b
         b = surprise(model_b, tokenizer_b, text, None if stride is None else min(stride, model_b.config.block_size))
         difference = surprise_difference(a, b)
         try:
-            pays = context_pays(a, b)
+            pays = context_pays(a, b, names)
         except InputError:  # BPE tokens, or a text with no word to split: the view stands without it
             pays = None
     if len(a.ids) == len(text):  # one token per character

@@ -88,10 +88,30 @@ class ContextPays:
 
     @property
     def caption(self) -> str:
-        return (f"Context pays inside words: the {self.with_context} model saves {self.inside_word:.2f} bits per "
-                f"letter over the {self.without_context} on letters inside a word ({self.n_inside_word} letters), "
-                f"but only {self.word_start:.2f} bits on the first letter of a word ({self.n_word_start} letters): "
-                "once a word has begun, its spelling is nearly fixed; which word comes next is still open.")
+        """One paragraph whose conclusion follows the numbers (a text where context does not pay says so)."""
+        inside = f"{_letters(self.n_inside_word)} inside a word"
+        start = f"{_letters(self.n_word_start)} at the start of a word"
+        if self.inside_word > max(self.word_start, 0.0):
+            return (f"Context pays inside words: the {self.with_context} model saves {self.inside_word:.2f} bits per "
+                    f"letter over the {self.without_context} on letters inside a word ({inside}), but only "
+                    f"{self.word_start:.2f} bits on the first letter of a word ({start}): once a word has begun, "
+                    "its spelling is nearly fixed; which word comes next is still open.")
+        numbers = (f"the {self.with_context} model {_saves(self.inside_word)} per letter over the "
+                   f"{self.without_context} on letters inside a word ({inside}) and {_saves(self.word_start)} on the "
+                   f"first letter of a word ({start})")
+        if self.inside_word <= 0 and self.word_start <= 0:
+            return (f"Context does not pay on this text: {numbers}. What came before misleads the model here more "
+                    "than it helps (a text unlike the one it learned from).")
+        return (f"On this text context pays no more inside words than at their start: {numbers}. On ordinary prose "
+                "the saving inside words is the larger one.")
+
+
+def _letters(n: int) -> str:
+    return f"{n:,} letter" if n == 1 else f"{n:,} letters"
+
+
+def _saves(bits: float) -> str:
+    return f"saves {bits:.2f} bits" if bits >= 0 else f"loses {-bits:.2f} bits"
 
 
 def windows(n_inputs: int, block_size: int, stride: int) -> list[tuple[int, int]]:
@@ -178,9 +198,11 @@ def surprise_difference(a: Surprise, b: Surprise) -> SurpriseDifference:
     return SurpriseDifference(a=a, b=b, bits=a.bits - b.bits)
 
 
-def context_pays(with_context: Surprise, without_context: Surprise) -> ContextPays:
+def context_pays(with_context: Surprise, without_context: Surprise,
+                 names: tuple[str, str] | None = None) -> ContextPays:
     """The bits ``with_context`` saves over ``without_context`` on letters inside words and on first letters.
 
+    ``names`` (with, without) name the two models in the caption; their model kinds by default.
     Needs one character per token (a char tokenizer) and the same text (InputError otherwise).
     """
     saved = -surprise_difference(with_context, without_context).bits  # [T]: without minus with
@@ -195,7 +217,8 @@ def context_pays(with_context: Surprise, without_context: Surprise) -> ContextPa
     return ContextPays(
         inside_word=float(saved[inside].double().mean()), word_start=float(saved[start].double().mean()),
         n_inside_word=len(inside), n_word_start=len(start),
-        with_context=with_context.model_kind, without_context=without_context.model_kind,
+        with_context=names[0] if names else with_context.model_kind,
+        without_context=names[1] if names else without_context.model_kind,
     )
 
 
