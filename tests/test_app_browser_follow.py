@@ -130,6 +130,19 @@ def test_look_closer_follows_rollout_and_moves_left(page):
     page.screenshot(path=str(SHOTS / "follow-closer.png"), full_page=True)
 
 
+def test_choosing_another_model_redraws_the_explorer_for_it(page):
+    """No plot of the old model stays on screen under the new model's sliders (back at layer 0, head 0)."""
+    open_tab(page, "Attention explorer")
+    page.wait_for_selector("#att-heatmap .gtitle")
+    page.click("#att-model input")
+    page.locator("[role=option]", has_text="single_head").first.click()  # no button pressed
+    page.wait_for_function("() => (document.querySelector('#att-heatmap .gtitle') || {textContent: ''})"
+                           ".textContent.includes('single_head · layer 0 · head 0')")
+    page.wait_for_function("() => (document.querySelector('#att-follow-heatmap .gtitle') || {textContent: ''})"
+                           ".textContent.startsWith('single_head ·')")
+    assert "layer 0" in page.text_content("#att-grid .gtitle")
+
+
 def test_teacher_mode_keeps_the_shaded_text_readable_on_the_colour_blind_safe_scale(page, app_url):
     """In teacher mode (?teacher=1) the page's dark prose ink must not cover a shaded token: a dark-shaded one
     keeps light ink; the explorer's text is on the Cividis scale, as the /follow API's is."""
