@@ -50,7 +50,7 @@ def test_the_which_head_lesson_draws_the_head_the_model_needs_most(page):
     checkpoint = load_checkpoint(REPO / "checkpoints" / "blocks")
     layer, head, rise = rank_heads(checkpoint.model, shakespeare_val_batches(checkpoint))[0]
     page.goto(page.url.split("?")[0] + "?lesson=which-head&model=blocks")
-    page.wait_for_selector("#gen-btn")
+    page.wait_for_selector("#les-btn")  # a lesson link opens on the Lessons tab (4ff7ad5)
     open_tab(page, "Lessons")
     page.wait_for_function("(document.querySelector('#les-caption') || {}).innerText?.includes('of all 12 heads')",
                            timeout=120_000)

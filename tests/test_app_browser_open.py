@@ -107,7 +107,7 @@ def test_views_that_arrive_while_their_tab_is_hidden_fit_when_it_is_shown(new_pa
 def test_a_lesson_link_keeps_its_view_while_the_other_views_draw(new_page, app_url):
     page = new_page()
     page.goto(f"{app_url}?lesson=line-start&layer=1&head=2")
-    page.wait_for_selector("#gen-btn")
+    page.wait_for_selector("#les-btn")  # a lesson link opens on the Lessons tab (4ff7ad5)
     for tab in ("Attention explorer", "Look closer"):  # their on-open draws have come back
         open_tab(page, tab)
         page.wait_for_selector(f"{VIEWS[tab][1][0][0]} .js-plotly-plot .hm")
