@@ -121,7 +121,8 @@ def test_every_handler_reads_to_gradio_as_the_function_it_wraps(shelf):
         assert gradio.utils.get_type_hints(fn) == typing.get_type_hints(original), original
         assert inspect.isgeneratorfunction(fn) == inspect.isgeneratorfunction(original), original
     asking = [fn for fn in bound if "request" in inspect.signature(fn).parameters]
-    assert {fn.__name__ for fn in asking} == {"train", "stop", "look_on_open", "draw", "draw_on_load", "restore"}
+    assert {fn.__name__ for fn in asking} == {"train", "stop", "look_on_open", "draw", "draw_on_load", "restore",
+                                            "show_on_open"}
     for fn in asking:
         assert gradio.utils.get_type_hints(fn)["request"] is gr.Request, fn
 
