@@ -1,6 +1,6 @@
 """A class presses Generate together: N learners fire /generate at the same instant (issue 16).
 
-    python -m bench.load --class-at-once          # or: python -m bench --only class
+    python -m bench.class_load [--users 30] [--note TEXT]   # or: python -m bench --only class
 
 ``python app.py`` on a free 127.0.0.1 port serves the shipped ``gpt``; first one learner alone asks a few
 times (time to the first streamed piece), then N learners, each with their own client, prompt and seed,
@@ -11,6 +11,8 @@ generation engine (each request its own batch-1 decode, four at a time), measure
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import tempfile
 import threading
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Options, Row, judge, median, percentile
-from .load import PROMPTS, start_app, stop_app
+from .load import PROMPTS, REPO, start_app, stop_app
 
 BEFORE = {"first_p50_s": 5.8, "first_p95_s": 12.5, "done_p50_s": 7.6, "done_max_s": 13.3}  # the issue's figures
 TARGETS = {"first_p95_s": 1.0, "done_p95_s": 2.5, "alone_first_ms": 200.0}
@@ -129,3 +131,33 @@ def run(options: Options, done: dict[str, Any]) -> dict[str, Any]:
              "'Before the engine': the issue's figures for the same test, each request its own batch-1 decode, "
              "four at a time."]
     return {"rows": [r.to_dict() for r in rows(result, options)], "raw": result, "notes": notes}
+
+
+def class_at_once_main(users: int, timeout: float, checkpoints: str, note: str) -> int:
+    """Run bench/class_load.py's test once; write bench/class.json and bench/CLASS.md."""
+    from .report import table
+
+    result = class_at_once(users, timeout=timeout, checkpoints=checkpoints)
+    result["note"] = note
+    (REPO / "bench" / "class.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = "\n".join([f"## A class presses Generate together ({result['when']}, {os.cpu_count()} cores)", "",
+                      *table([r.to_dict() for r in rows(result, Options())], False), "", note]).rstrip() + "\n"
+    (REPO / "bench" / "CLASS.md").write_text(text)
+    print(text)
+    return 1 if result["failed"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.class_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=30, help="learners released together")
+    parser.add_argument("--request-timeout", type=float, default=120.0, help="a request slower than this fails")
+    parser.add_argument("--checkpoints", default="", help="checkpoint folder for the started app")
+    parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
+    args = parser.parse_args(argv)
+    if args.users < 1:
+        parser.error("--users must be at least 1")
+    return class_at_once_main(args.users, args.request_timeout, args.checkpoints, args.note)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

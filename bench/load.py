@@ -1,7 +1,7 @@
 """A classroom at once: N concurrent gradio_client users against the app, on loopback only.
 
     python -m bench.load --users 30 --seconds 60
-    python -m bench.load --class-at-once          # 30 learners press Generate together (bench/class_load.py)
+    python -m bench.class_load                    # 30 learners press Generate together (section 6b)
 
 Starts ``app.py`` as a subprocess on a free 127.0.0.1 port (or targets ``--url`` on loopback),
 runs N user threads that mix generation, side-by-side and attention requests with a short think
@@ -361,8 +361,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompt", action="append", default=None, help="a prompt to send (repeatable; "
                         "default: the app's examples)")
     parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
-    parser.add_argument("--class-at-once", action="store_true", help="instead: --users learners (default 30) "
-                        "press Generate together once (gpt, 200 characters); writes bench/CLASS.md and class.json")
     parser.add_argument("--json", type=Path, default=RESULTS_JSON)
     parser.add_argument("--md", type=Path, default=RESULTS_MD)
     args = parser.parse_args(argv)
@@ -375,8 +373,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.class_at_once:
-        return class_at_once_main(args.users, args.request_timeout, args.checkpoints, args.note)
     result = run_load(args.users, args.seconds, args.url, args.checkpoints, args.models, tuple(args.think),
                       args.request_timeout, args.max_requests, args.pid, prompts=args.prompt)
     result["note"] = args.note
@@ -384,22 +380,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(result))
     print(f"wrote {args.json} and {args.md}")
     return 1 if result["failed"] or result["users_stuck"] else 0
-
-
-def class_at_once_main(users: int, timeout: float, checkpoints: str, note: str) -> int:
-    """Run bench/class_load.py's test once; write bench/class.json and bench/CLASS.md."""
-    from .class_load import class_at_once, rows
-    from .common import Options
-    from .report import table
-
-    result = class_at_once(users, timeout=timeout, checkpoints=checkpoints)
-    result["note"] = note
-    (REPO / "bench" / "class.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = "\n".join([f"## A class presses Generate together ({result['when']}, {os.cpu_count()} cores)", "",
-                      *table([r.to_dict() for r in rows(result, Options())], False), "", note]).rstrip() + "\n"
-    (REPO / "bench" / "CLASS.md").write_text(text)
-    print(text)
-    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":
