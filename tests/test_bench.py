@@ -41,7 +41,8 @@ def test_quick_run_writes_every_section(tmp_path):
             if row["value"] is None:  # only a threshold a tiny run never reaches may stay empty
                 assert row["note"], f"{name}: {row['what']} has no value and no reason"
             else:
-                assert math.isfinite(row["value"]) and row["value"] > 0, (name, row)
+                # a count of failures is 0 when all went well; every other figure is positive
+                assert math.isfinite(row["value"]) and (row["value"] > 0 or row["target"] == "0"), (name, row)
             assert row["met"] is None  # a smoke run judges nothing
     sections = results["sections"]
     assert sections["matmul"]["peak_gflops"] > 0
