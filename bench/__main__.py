@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from gptlab.cli import run_cli  # noqa: E402
 from gptlab.errors import GptlabError  # noqa: E402
 
 from . import ablation, app_bench, capture, class_load, generation, live, matmul, peer, quality, report, training  # noqa: E402, E501
@@ -105,4 +106,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

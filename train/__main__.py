@@ -6,6 +6,7 @@ import shlex
 import signal
 import sys
 
+from gptlab.cli import run_cli
 from gptlab.errors import GptlabError
 
 from .config import apply_overrides, defaults
@@ -53,4 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

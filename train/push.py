@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from gptlab.checkpoint import CONFIG_FILE, WEIGHTS_FILE, foreign_names, load_checkpoint, read_config
+from gptlab.cli import run_cli
 from gptlab.errors import CheckpointError, GptlabError
 from gptlab.hub import looks_like_repo_id, push_checkpoint
 
@@ -92,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.classroom.catalog import ladder_key
+from gptlab.cli import run_cli
 from gptlab.markdown import code_block, code_span
 
 START, END = "<!-- models:start -->", "<!-- models:end -->"
@@ -103,4 +104,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,8 +1,9 @@
 """Terminal generation: ``python -m gptlab.generate <checkpoint-or-repo> [prompt] key=value ...``.
 
 With a prompt it prints the prompt and its streamed continuation, then exits (non-zero on any
-error). Without one it loads the model once and loops: each line is a prompt, a line of
-key=value pairs changes the settings, and quit, exit or Ctrl-D leaves.
+error; 141, quietly, when the reader of its output stops early, as ``| head -c 100`` does). Without
+one it loads the model once and loops: each line is a prompt, a line of key=value pairs changes the
+settings, and quit, exit or Ctrl-D leaves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from gptlab.checkpoint import load_checkpoint
+from gptlab.cli import run_cli
 from gptlab.errors import ConfigError, GptlabError, SettingsError
 from gptlab.generate import generate
 from gptlab.sampling import GenerationSettings
@@ -137,4 +139,4 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, inp: TextIO |
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

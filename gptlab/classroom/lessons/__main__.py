@@ -15,6 +15,7 @@ from pathlib import Path
 from gptlab.checkpoint import Checkpoint, load_checkpoint
 from gptlab.classroom.catalog import CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS
 from gptlab.classroom.lessons import LESSONS, draw_lesson, lesson_view, lessons_html
+from gptlab.cli import run_cli
 from gptlab.errors import GptlabError
 
 ALL_LESSONS_FILE = "all-lessons.html"
@@ -75,4 +76,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))
