@@ -8,6 +8,7 @@ inputs, calls one gptlab function and draws what it returns.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def guard_inputs(demo: gr.Blocks) -> None:
 
     Gradio's Number and Slider preprocessing crash on None, strings, NaN or infinity sent through
     the API (int(nan), None < 0), and CheckboxGroup's on anything but a list (iterating None), which
-    reaches the caller as an anonymous error.
+    reaches the caller as an anonymous error. A whole-number field (precision=0: seeds, positions) would
+    round 1.5 to 2 without a word: it refuses it instead.
     """
     for fn in demo.fns.values():
         for component in fn.inputs:
@@ -82,6 +84,8 @@ def guard_inputs(demo: gr.Blocks) -> None:
 
 def _numeric_preprocess(component, preprocess):
     optional = isinstance(component, gr.Number)  # an empty Number means "none" (e.g. a random seed)
+    whole = getattr(component, "precision", None) == 0  # Gradio hands the handler int(round(value))
+    name = (component.label or "a number input").split(" (")[0]  # 'seed (empty = random)' -> 'seed'
 
     def checked(payload):
         if payload is None and optional:
@@ -90,6 +94,9 @@ def _numeric_preprocess(component, preprocess):
         message = f"{component.label or 'a number input'} must be a finite number, got {shown}."
         if isinstance(payload, bool) or not isinstance(payload, (int, float)):
             raise error(message)
+        if whole and isinstance(payload, float) and math.isfinite(payload) and not payload.is_integer():
+            # Gradio would round it (a seed of 1.5 became 2): refused like any other out-of-range setting
+            raise error(f"{name} must be a whole number, got {shown}.")
         try:  # NaN passes Gradio's bounds check and reaches the handler's own check; int(nan) does not
             return preprocess(payload)
         except gr.Error:  # Gradio's own out-of-bounds message is already clear

@@ -140,6 +140,7 @@ def test_generate_takes_any_input(client, tried, model, prompt, tokens, temperat
     if ok:
         assert text.startswith(prompt) and len(prompt) <= MAX_PROMPT_CHARS
         assert model in ("gpt", "bigram", "gpt-bpe")
+        assert not isinstance(seed, float) or seed.is_integer()  # 1.5 is refused, never rounded
         if model != "gpt-bpe":  # one character per token: the continuation respects max_new_tokens
             assert len(text) - len(prompt) <= tokens <= MAX_NEW_TOKENS
 
@@ -148,13 +149,14 @@ def test_generate_takes_any_input(client, tried, model, prompt, tokens, temperat
 @HOSTILE
 @given(left=model_names(["gpt", "bigram"]), right=model_names(["gpt-bpe", "gpt"]), prompt=prompts(),
        tokens=whole_numbers(1, MAX_NEW_TOKENS), temperature=reals(0.0, 2.0),
-       seed=st.one_of(st.integers(), st.none()))
+       seed=st.one_of(st.integers(), st.none(), st.floats(allow_nan=False, allow_infinity=False)))
 def test_compare_takes_any_input(client, tried, left, right, prompt, tokens, temperature, seed):
     tried["compare"] = tried.get("compare", 0) + 1
     ok, result = call(client, "/compare", left, right, prompt, tokens, temperature, seed)
     if ok:
         assert all(side.startswith(prompt) for side in result)
         assert len(prompt) <= MAX_PROMPT_CHARS
+        assert not isinstance(seed, float) or seed.is_integer()
 
 
 @pytest.mark.slow
@@ -347,6 +349,35 @@ def test_non_finite_and_mistyped_numbers_in_raw_json_are_refused_clearly(server,
                                                         ("/inside", 4), ("/follow", 5)}, (
                 api, index, value, stream[-300:])
     assert answers(client)
+
+
+# Every whole-number field of every endpoint: (valid arguments, the indexes of its whole-number fields).
+WHOLE_FIELDS = {
+    "/generate": (["gpt", "All:", 5, 0.8, 0, 1.0, 1], [2, 4, 6]),  # max new tokens, top-k, seed
+    "/compare": (["bigram", "gpt", "All:", 5, 0.8, 1], [3, 5]),
+    "/step": (["gpt", "All:", 0.8, 0, 1.0, 1, False], [3, 5]),  # top-k, seed
+    "/attention": (["gpt", "All:", 0, 0, -1], [2, 3, 4]),  # layer, head, query position
+    "/inside": (["gpt", "All:", 0, 0, -1, False], [2, 3, 4]),
+    "/closer": (["gpt", "All:", 0, 0, -1, False], [2, 3, 4]),
+    "/follow": (["gpt", "All:", 0, 0, "head", -1, False], [2, 3, 5]),
+    "/export": (["gpt", "All:", 0, 0, False], [2, 3]),
+    "/lesson": (["previous-char", "gpt", "All:", 0, 0, -1, -1, False], [3, 4, 5, 6]),  # seed, extend, layer, head
+    "/lesson_html": (["previous-char", "gpt", "All:", 0, 0, -1, -1, False], [3, 4, 5, 6]),
+    "/live": (["Tiny Shakespeare", "", 1], [2]),  # seconds of training
+    "/across": (["All:", 0, 0, 0, False], [1, 2, 3]),  # layer, head, snapshot
+}
+
+
+@pytest.mark.parametrize("api", list(WHOLE_FIELDS))
+def test_a_fraction_in_a_whole_number_field_is_refused_not_rounded(client, api):
+    """A seed of 1.5 (or a position, a token count, a layer) is refused with a clear message: Gradio's number
+    field with precision=0 would round it to 2 and answer as if the visitor had asked for that."""
+    base, fields = WHOLE_FIELDS[api]
+    for index in fields:
+        args = list(base)
+        args[index] += 0.5  # in range, so only its fraction can be refused
+        ok, result = call(client, api, *args)
+        assert not ok and "must be a whole number" in result, (api, index, str(result)[:200])
 
 
 def test_only_listed_models_are_offered(shelf):
