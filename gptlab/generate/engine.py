@@ -6,6 +6,10 @@ half of it, as ``generate_ids`` does), then runs ONE forward for every row's new
 its own position (``BatchKVCache``). Every row samples with its own settings and seeded generator, so a
 request's tokens do not depend on who else is in the batch: they are ``generate_ids``'s tokens. A request
 whose stream is closed (the app's Stop, a time limit) leaves at the next step.
+
+The engine assumes the model is in eval mode (dropout off), as ``load_checkpoint`` returns it: in training
+mode every row's dropout masks come from one random stream over the whole batch, so a row's text would
+depend on its neighbours. ``stream`` refuses a model in training mode with dropout > 0 (SettingsError).
 """
 
 from __future__ import annotations
@@ -66,8 +70,15 @@ class GenerationEngine:
         """New token ids after the prompt ``ids``, one at a time: the same ones ``generate_ids`` yields for
         these ids and settings (logits equal within float tolerance). Closing the iterator frees its row.
 
-        Raises SettingsError for no ids, an id outside the vocabulary or out-of-range settings, before any work.
+        Raises SettingsError for no ids, an id outside the vocabulary, out-of-range settings or a model in
+        training mode with dropout > 0 (call ``model.eval()`` first), before any work.
         """
+        if self.model.training and self.model.config.dropout > 0:
+            raise SettingsError(
+                f"The model is in training mode with dropout {self.model.config.dropout}: its batched rows would "
+                "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
+                "Call model.eval() before generating."
+            )
         if not ids:
             raise SettingsError("The prompt encodes to no tokens; give at least one character.")
         # checked here, not in the engine thread, where a bad row would fail every request in its batch
