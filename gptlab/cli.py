@@ -24,7 +24,8 @@ def run_cli(main: Callable[[], int]) -> int:
         try:
             return main()
         finally:  # also after SystemExit (argparse's --help): output still buffered fails here, not at exit
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None when started with standard output closed (>&-)
+                sys.stdout.flush()
     except BrokenPipeError:
         if not _stdout_reader_gone():  # another pipe or socket broke: that is a real error
             raise

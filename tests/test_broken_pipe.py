@@ -82,3 +82,10 @@ def test_the_benchmark_stops_quietly(tmp_path):
 def test_help_piped_into_a_closed_reader_is_quiet(module):
     status, err = run_closed(["-m", module, "--help"])
     assert_quiet(status, err)
+
+
+def test_a_command_line_started_with_stdout_closed_still_runs():
+    """``python -m train --help >&-``: Python sets sys.stdout to None and print() writes nothing; not an error."""
+    result = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m train --help >&-'], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and not any(word in result.stderr for word in NOISE), result.stderr[-2000:]
