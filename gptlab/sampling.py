@@ -92,7 +92,32 @@ def next_token_probs(logits: torch.Tensor, settings: GenerationSettings) -> torc
 
 def sample(logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator) -> int:
     """One token id drawn from the last position's logits (vocab,)."""
-    probs = next_token_probs(logits, settings)
-    if settings.temperature == 0.0:
-        return int(probs.argmax())
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return sample_rows(logits[None], [settings], [generator])[0]
+
+
+def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], generators: list[torch.Generator]
+                ) -> list[int]:
+    """One token id per row of ``logits`` (rows, vocab), row r drawn with ``settings[r]`` and ``generators[r]``.
+
+    The draw is an exponential race: with E_i ~ Exp(1) from the row's generator, argmax p_i / E_i is token i
+    with probability p_i. It is the draw ``torch.multinomial(p, 1)`` makes (the same token and the same
+    generator state afterwards, checked in tests/test_sampling.py), written out so that rows sharing their
+    settings are filtered and drawn in one go: a row's token depends only on its logits, settings and generator.
+    Greedy rows (temperature 0) take the argmax and leave their generator untouched.
+    """
+    tokens = [0] * len(settings)
+    groups: dict[tuple[float, int, float], list[int]] = {}
+    for r, s in enumerate(settings):
+        groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(r)
+    for rows in groups.values():
+        probs = next_token_probs(logits[rows], settings[rows[0]])  # (len(rows), vocab)
+        if settings[rows[0]].temperature == 0.0:
+            picked = probs.argmax(dim=-1)
+        else:
+            race = torch.empty_like(probs)
+            for j, r in enumerate(rows):
+                race[j].exponential_(1.0, generator=generators[r])
+            picked = (probs / race).argmax(dim=-1)
+        for r, token in zip(rows, picked.tolist(), strict=True):
+            tokens[r] = token
+    return tokens

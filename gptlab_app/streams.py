@@ -57,7 +57,9 @@ def throttled(texts: Iterator, interval: float | None = None) -> Iterator:
     """Pass on values at most every ``interval`` seconds, always including the first and the last one.
 
     By default the interval is common.STREAM_INTERVAL_S, widened while many streams run so that together
-    they send at most common.STREAM_UPDATES_PER_S updates a second.
+    they send at most common.STREAM_UPDATES_PER_S updates a second. Between pulls it naps (at most
+    common.STREAM_INTERVAL_S), so ``texts`` should hand over everything made since the last pull, as
+    gptlab.generate's batched streams do: the worker thread then wakes a few times a second, not once a token.
     """
     last_sent, value, pending = 0.0, None, False
     STREAMING.add(1)
@@ -70,6 +72,7 @@ def throttled(texts: Iterator, interval: float | None = None) -> Iterator:
             if now - last_sent >= wait:
                 last_sent, pending = now, False
                 yield value
+            time.sleep(max(0.0, min(common.STREAM_INTERVAL_S, last_sent + wait - time.monotonic())))
         if pending:
             yield value
     finally:

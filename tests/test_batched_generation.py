@@ -142,3 +142,31 @@ def test_many_threads_each_get_their_own_seed(models):
     for seed, tokens in results.items():
         alone = generate_ids(model, tok.encode("First"), GenerationSettings(max_new_tokens=40, seed=seed))
         assert tokens == list(alone)
+
+
+def test_a_reader_that_comes_back_late_gets_everything_made_meanwhile_in_one_chunk(models):
+    """stream_chunks: a reader that visits a few times a second wakes once a visit, not once a token."""
+    model, tok = models["gpt"]
+    engine = GenerationEngine(model)
+    settings = GenerationSettings(max_new_tokens=30, seed=3)
+    chunks = engine.stream_chunks(tok.encode("First"), settings)
+    first = next(chunks)
+    wait_for(lambda: engine.active == 0)  # the row has made all its tokens while nobody read
+    rest = list(chunks)
+    assert len(rest) == 1 and first + rest[0] == list(generate_ids(model, tok.encode("First"), settings))
+
+
+def test_the_engine_thread_computes_on_one_thread_and_leaves_the_callers_setting_alone(models):
+    """OpenMP's thread count is per thread: the engine's forward runs on ENGINE_THREADS, the caller keeps its own."""
+    from gptlab.generate.engine import ENGINE_THREADS
+
+    model, tok = models["gpt"]
+    seen = []
+    caller = torch.get_num_threads()
+    handle = model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))  # runs in the engine thread
+    try:
+        list(GenerationEngine(model).stream(tok.encode("First"), GenerationSettings(max_new_tokens=3, seed=1)))
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {ENGINE_THREADS}
+    assert torch.get_num_threads() == caller

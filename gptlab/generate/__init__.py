@@ -73,19 +73,22 @@ def generate(
     settings.validate(max_new_tokens_limit)
     # an empty prompt starts on a fresh line, as the tutorials do (or where the model can start)
     ids = tokenizer.encode(prompt, errors) or tokenizer.encode(sample_start(tokenizer))
-    tokens = engine_for(model).stream(ids, settings) if batched else generate_ids(model, ids, settings, use_cache)
+    # batched: the engine hands over every token made since the last visit, so a slow reader gets one piece per visit
+    tokens = (engine_for(model).stream_chunks(ids, settings) if batched
+              else generate_ids(model, ids, settings, use_cache))
     yield from stream_text(tokenizer, tokens)
 
 
-def stream_text(tokenizer: Tokenizer, tokens: Iterable[int]) -> Iterator[str]:
-    """Text pieces for a stream of token ids; their concatenation is ``tokenizer.decode(all ids)``.
+def stream_text(tokenizer: Tokenizer, tokens: Iterable[int | list[int]]) -> Iterator[str]:
+    """Text pieces for a stream of token ids, or of lists of them (one piece per list); the pieces' concatenation
+    is ``tokenizer.decode(all ids)``.
 
     A byte-level BPE token may end inside a multi-byte character: ``IncrementalDecoder`` holds an
     unfinished character back until its last byte comes.
     """
     decoder = IncrementalDecoder(tokenizer)
-    for token in tokens:
-        piece = decoder.feed(token)
+    for item in tokens:
+        piece = "".join(decoder.feed(t) for t in item) if isinstance(item, list) else decoder.feed(item)
         if piece:
             yield piece
     tail = decoder.flush()  # bytes of a character that never got finished

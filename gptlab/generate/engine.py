@@ -19,6 +19,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import torch
@@ -26,9 +27,10 @@ from torch import nn
 
 from ..errors import SettingsError
 from ..models.batch_cache import BatchKVCache
-from ..sampling import GenerationSettings, sample
+from ..sampling import GenerationSettings, sample, sample_rows
 
 MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
+ENGINE_THREADS = 1  # intra-op threads of the engine's own thread (see _run)
 _END = object()
 
 
@@ -79,6 +81,14 @@ class GenerationEngine:
                 "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
                 "Call model.eval() before generating."
             )
+        with closing(self.stream_chunks(ids, settings)) as chunks:  # closing this iterator frees the row at once
+            for chunk in chunks:
+                yield from chunk
+
+    def stream_chunks(self, ids: list[int], settings: GenerationSettings) -> Iterator[list[int]]:
+        """``stream``'s tokens in lists: each list holds every token made since the previous one (at least one;
+        waits for it). A reader that comes back every so often (the app sends text a few times a second) then
+        wakes once per visit instead of once per token. Same errors as ``stream``."""
         if not ids:
             raise SettingsError("The prompt encodes to no tokens; give at least one character.")
         # checked here, not in the engine thread, where a bad row would fail every request in its batch
@@ -97,14 +107,26 @@ class GenerationEngine:
                 self._thread = threading.Thread(target=self._run, name="gptlab-generate")
                 self._thread.start()
         try:
-            while (item := row.out.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            while True:
+                items = [row.out.get()]  # waits for the next token
+                while not row.out.empty():
+                    items.append(row.out.get())
+                chunk = [item for item in items if isinstance(item, int)]
+                if chunk:
+                    yield chunk
+                if isinstance(items[-1], BaseException):
+                    raise items[-1]
+                if items[-1] is _END:
+                    return
         finally:
             row.cancelled = True  # read by the engine thread at its next step
 
     def _run(self) -> None:
+        # one intra-op thread (OpenMP's setting is per thread: other threads keep theirs). Rows of small
+        # matrices gain little from a second thread (2.55 vs 2.1 s for 30 x 200 tokens of gpt alone), and under
+        # a server's load the second thread's waits at every op cost more than it gives, while the other core
+        # serves the requests' streams (bench/class_load.py)
+        torch.set_num_threads(ENGINE_THREADS)
         while True:
             with self._lock:
                 while self._waiting and len(self.rows) < self.max_rows:
@@ -151,7 +173,7 @@ class GenerationEngine:
         for j, i in enumerate(group):
             self.cache.put(i, kv, j)
             self.rows[i].prefilled = True
-            self._emit(self.rows[i], logits[j, -1])
+            self._emit(self.rows[i], sample(logits[j, -1], self.rows[i].settings, self.rows[i].generator))
 
     def _decode(self) -> None:
         """One forward for the newest token of every row, each at its own position."""
@@ -161,11 +183,11 @@ class GenerationEngine:
         else:
             self.cache.begin(len(self.rows))
             logits, _ = self.model(last, cache=self.cache)
-        for row, row_logits in zip(self.rows, logits[:, -1], strict=True):
-            self._emit(row, row_logits)
+        tokens = sample_rows(logits[:, -1], [row.settings for row in self.rows], [row.generator for row in self.rows])
+        for row, token in zip(self.rows, tokens, strict=True):
+            self._emit(row, token)
 
-    def _emit(self, row: _Row, logits: torch.Tensor) -> None:
-        token = sample(logits, row.settings, row.generator)
+    def _emit(self, row: _Row, token: int) -> None:
         row.context.append(token)
         row.remaining -= 1
         row.out.put(token)

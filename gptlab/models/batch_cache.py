@@ -1,7 +1,7 @@
 """A KV cache for many independent sequences decoded together (continuous batching).
 
 Row r holds one request's keys and values, padded to the context: its first ``lengths[r]`` positions
-are real, the rest are ignored. Each row continues at its own position, and ``key_mask`` stops a query
+are real, the rest are ignored. Each row continues at its own position, and ``key_bias`` stops a query
 from seeing keys its row has not reached, so a row's logits equal those of the same sequence decoded alone.
 The first ``rows`` rows take part in a forward; the caller (gptlab.generate.engine) keeps them packed and
 calls ``begin`` before each forward.
@@ -27,8 +27,8 @@ class BatchLayerKV:
         return self.owner.length
 
     @property
-    def key_mask(self) -> torch.Tensor:
-        return self.owner.key_mask
+    def key_bias(self) -> torch.Tensor:
+        return self.owner.key_bias
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         return self.owner.positions(T, device)
@@ -38,7 +38,7 @@ class BatchLayerKV:
         owner = self.owner
         self.k[owner.picked, :, owner.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
         self.v[owner.picked, :, owner.new_positions] = v.transpose(1, 2)
-        S = owner.key_mask.size(-1)
+        S = owner.key_bias.size(-1)
         return self.k[: owner.rows, :, :S], self.v[: owner.rows, :, :S]
 
     def put(self, row: int, kv, capacity: int, index: int) -> None:
@@ -68,7 +68,7 @@ class BatchKVCache:
         self.rows = 0
         self.lengths: list[int] = []  # real positions per row
         self.layers = [BatchLayerKV(self) for _ in range(n_layer)]
-        self.new_positions = self.picked = self.key_mask = None  # set by begin
+        self.new_positions = self.picked = self.key_bias = None  # set by begin
         self._past = 0
 
     @property
@@ -85,7 +85,9 @@ class BatchKVCache:
         self._past = max(self.lengths[:rows], default=0)
         # query t of row r sits at position lengths[r] + t and may see keys 0..that position, not the padding
         S = self._past + T
-        self.key_mask = torch.arange(S, device=self.device) <= self.new_positions[:, None, :, None]  # (rows, 1, T, S)
+        visible = torch.arange(S, device=self.device) <= self.new_positions[:, None, :, None]  # (rows, 1, T, S)
+        # added to the scores: made once a step, read by every layer
+        self.key_bias = torch.zeros(visible.shape, device=self.device).masked_fill(~visible, float("-inf"))
         self.lengths[:rows] = [n + T for n in self.lengths[:rows]]
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
