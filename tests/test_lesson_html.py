@@ -66,6 +66,16 @@ def test_a_lesson_needs_a_known_lesson_and_a_head_the_model_has(gpt, teacher_pag
         lessons_html([])
 
 
+@pytest.mark.parametrize("field, value", [("seed", 1.5), ("extend", 2.5), ("layer", 0.5), ("head", 0.5),
+                                          ("layer", True), ("seed", None)])
+def test_a_lesson_view_with_a_fraction_is_refused_clearly(gpt, field, value):
+    """From a notebook, a LessonView holding 1.5 failed deep inside (TypeError from a list index, RuntimeError
+    from manual_seed): it is refused first, naming the field."""
+    view = lesson_view("previous-char", "gpt")
+    with pytest.raises(InputError, match=f"The lesson's {field} must be a whole number"):
+        draw_lesson(gpt, view.__class__(**{**view.__dict__, "extend": 3, field: value}))
+
+
 def browser_test(fn):
     """The browser tests' marks: skipped without Chromium, unless GPTLAB_REQUIRE_BROWSER=1 makes that a failure."""
     for mark in BROWSER_MARKS:

@@ -13,6 +13,7 @@ the caption and the styling (teacher mode: large type, the Cividis scale). It op
 from __future__ import annotations
 
 import html
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -20,7 +21,7 @@ import plotly.graph_objects as go
 from markdown_it import MarkdownIt
 
 from ...checkpoint import Checkpoint
-from ...errors import InputError
+from ...errors import InputError, shown_value
 from ...figures.attention import attention_heatmap, head_grid
 from ...figures.style import PLOT_CONFIG, teacher_style
 from ...generate import generate_ids
@@ -90,14 +91,19 @@ def draw_lesson(checkpoint: Checkpoint, view: LessonView, baseline: Checkpoint |
 
     The same view gives the same page every time. A built-in prompt is fitted to the model (characters
     it never saw are left out, and ``note`` says so); a person's own prompt is kept. Raises InputError
-    for a layer, head or length out of range and UnknownCharactersError for a prompt the model cannot read.
+    for a seed, layer, head or length that is not a whole number or out of range, and UnknownCharactersError
+    for a prompt the model cannot read.
     """
     config = checkpoint.config
+    for name in ("seed", "extend", "layer", "head"):  # 1.5 would fail deep inside, as a TypeError
+        value = getattr(view, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy's ints too
+            raise InputError(f"The lesson's {name} must be a whole number, got {shown_value(value)}.")
     bounds = (("extend", view.extend, 0, MAX_EXTEND), ("layer", view.layer, -1, config.n_layer - 1),
               ("head", view.head, -1, config.n_head - 1))
     for name, value, low, high in bounds:
         if not low <= value <= high:
-            raise InputError(f"The lesson's {name}={value} is outside {low}..{high} for this model.")
+            raise InputError(f"The lesson's {name}={shown_value(value)} is outside {low}..{high} for this model.")
     fit = fit_builtin(checkpoint.tokenizer, view.prompt)  # the view (and its link) keeps the lesson's own prompt
     ids = checkpoint.tokenizer.encode(fit.text)
     if not ids:
