@@ -170,3 +170,56 @@ def test_the_engine_thread_computes_on_one_thread_and_leaves_the_callers_setting
         handle.remove()
     assert seen and set(seen) == {ENGINE_THREADS}
     assert torch.get_num_threads() == caller
+
+
+def test_an_engine_does_not_keep_its_model_alive():
+    """engine_for keeps one engine per model while the model lives; the engine must not be what keeps it."""
+    import gc
+    import weakref
+
+    from gptlab.generate import engine_for
+    from gptlab.models import build_model
+
+    model = build_model(ModelConfig(kind="gpt", n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=20)).eval()
+    assert len(list(engine_for(model).stream([1, 2], GenerationSettings(max_new_tokens=12, seed=0)))) == 12
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_model_moved_to_another_dtype_between_requests_is_followed(models):
+    """model.double() after the engine's first request: the next request gets the float64 model's tokens."""
+    import copy
+
+    model = copy.deepcopy(models["rope"][0])
+    tok = models["rope"][1]
+    engine = GenerationEngine(model)
+    settings = GenerationSettings(max_new_tokens=40, seed=9)
+    ids = tok.encode("First")
+    assert list(engine.stream(ids, settings)) == list(generate_ids(model, ids, settings))
+    model.double()
+    assert list(engine.stream(ids, settings)) == list(generate_ids(model, ids, settings))
+
+
+def test_a_script_that_stops_reading_an_unfinished_stream_exits_at_once(tmp_path):
+    """The engine thread is not a daemon (killing it inside PyTorch aborts the process), so at exit its rows are
+    ended: a script that read one token of 20,000 and returned must not wait for the other 19,999."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "stops_reading.py"
+    script.write_text(
+        "from gptlab import GenerationSettings, load_checkpoint, generate\n"
+        "checkpoint = load_checkpoint('checkpoints/gpt')\n"
+        "pieces = generate(checkpoint.model, checkpoint.tokenizer, 'ROMEO:', GenerationSettings(max_new_tokens=20000),"
+        " batched=True)\n"
+        "print(next(pieces), flush=True)\n"  # the generator stays referenced, unfinished, to the end
+        "ENDED = True\n")
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=60)  # the 20,000 tokens take about 90 s on 2 cores
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -14,6 +14,7 @@ depend on its neighbours. ``stream`` refuses a model in training mode with dropo
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import weakref
@@ -51,17 +52,34 @@ class GenerationEngine:
     """Decodes every active request of one model together; ``stream`` is its thread-safe entry point."""
 
     def __init__(self, model: nn.Module, max_rows: int = MAX_ROWS) -> None:
-        self.model, self.max_rows = model, max_rows
+        # a weak reference: engine_for keeps one engine per model for as long as the model lives, so the engine
+        # must not keep its model alive (the engine thread holds it only while it has rows)
+        self._model, self.max_rows = weakref.ref(model), max_rows
         self.block = model.config.block_size
-        self.device = next(model.parameters()).device
         # stateless: every next token depends on the last one alone (bigram), or the context is one token
         self.stateless = model.new_cache() is None or self.block == 1
-        self.cache = None if self.stateless else BatchKVCache(model.config.n_layer, self.block, self.device)
+        self.device, self._placed, self.cache = None, None, None
+        self._place(model)
         self.rows: list[_Row] = []  # row i of the batch is cache row i (engine thread only)
         self.peak_rows = 0  # the most rows decoded together so far
         self._waiting: deque[_Row] = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        model = self._model()
+        if model is None:
+            raise RuntimeError("This engine's model no longer exists.")
+        return model
+
+    def _place(self, model: nn.Module) -> None:
+        """Follow the model's device and dtype (read while no row is active): a fresh cache when they changed."""
+        weight = next(model.parameters())
+        if (weight.device, weight.dtype) != self._placed:
+            self.device, self._placed = weight.device, (weight.device, weight.dtype)
+            if not self.stateless:
+                self.cache = BatchKVCache(model.config.n_layer, self.block, self.device)
 
     @property
     def active(self) -> int:
@@ -75,12 +93,6 @@ class GenerationEngine:
         Raises SettingsError for no ids, an id outside the vocabulary, out-of-range settings or a model in
         training mode with dropout > 0 (call ``model.eval()`` first), before any work.
         """
-        if self.model.training and self.model.config.dropout > 0:
-            raise SettingsError(
-                f"The model is in training mode with dropout {self.model.config.dropout}: its batched rows would "
-                "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
-                "Call model.eval() before generating."
-            )
         with closing(self.stream_chunks(ids, settings)) as chunks:  # closing this iterator frees the row at once
             for chunk in chunks:
                 yield from chunk
@@ -89,23 +101,34 @@ class GenerationEngine:
         """``stream``'s tokens in lists: each list holds every token made since the previous one (at least one;
         waits for it). A reader that comes back every so often (the app sends text a few times a second) then
         wakes once per visit instead of once per token. Same errors as ``stream``."""
+        model = self.model
+        if model.training and model.config.dropout > 0:
+            raise SettingsError(
+                f"The model is in training mode with dropout {model.config.dropout}: its batched rows would "
+                "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
+                "Call model.eval() before generating."
+            )
         if not ids:
             raise SettingsError("The prompt encodes to no tokens; give at least one character.")
         # checked here, not in the engine thread, where a bad row would fail every request in its batch
         settings.validate()
-        vocab = self.model.config.vocab_size
+        vocab = model.config.vocab_size
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab for i in ids):
             raise SettingsError(f"Token ids must be whole numbers in 0..{vocab - 1} for this model.")
-        row = _Row(list(ids[-self.block:]), settings.max_new_tokens, settings, settings.make_generator(self.device))
-        if row.remaining == 0:
+        if settings.max_new_tokens == 0:
             return
         with self._lock:
+            if self._thread is None:
+                self._place(model)  # idle: the model may have moved to another device or dtype since
+            row = _Row(list(ids[-self.block:]), settings.max_new_tokens, settings,
+                       settings.make_generator(self.device))
             self._waiting.append(row)
             if self._thread is None:
-                # not a daemon: at exit Python waits for it (it ends with its last row), instead of killing it
-                # inside a PyTorch call, which aborts the process
+                # not a daemon: at exit Python waits for it, instead of killing it inside a PyTorch call (which
+                # aborts the process); _end_all_rows ends its rows first, so the wait is at most one step
                 self._thread = threading.Thread(target=self._run, name="gptlab-generate")
                 self._thread.start()
+                _running.add(self)
         try:
             while True:
                 items = [row.out.get()]  # waits for the next token
@@ -120,6 +143,14 @@ class GenerationEngine:
                     return
         finally:
             row.cancelled = True  # read by the engine thread at its next step
+
+    def end_all(self) -> None:
+        """End every request now, as if each reader had closed its stream; their readers get no more tokens."""
+        with self._lock:
+            for row in [*self._waiting, *self.rows]:
+                row.cancelled = True
+                row.out.put(_END)
+            self._waiting.clear()
 
     def _run(self) -> None:
         # one intra-op thread (OpenMP's setting is per thread: other threads keep theirs). Rows of small
@@ -207,6 +238,20 @@ class GenerationEngine:
             self.rows[i] = self.rows[last]
             self.rows.pop()
 
+
+_running: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()  # engines that have started a thread
+
+
+def _end_all_rows() -> None:
+    """At interpreter exit, before Python waits for non-daemon threads: a script that stopped reading an
+    unfinished stream would otherwise wait for all its tokens."""
+    for engine in list(_running):
+        engine.end_all()
+
+
+# threading's own exit hook runs before the wait for threads (atexit would run after it); concurrent.futures
+# uses the same one
+getattr(threading, "_register_atexit", atexit.register)(_end_all_rows)
 
 _engines: weakref.WeakKeyDictionary[nn.Module, GenerationEngine] = weakref.WeakKeyDictionary()
 _engines_lock = threading.Lock()
