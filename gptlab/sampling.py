@@ -24,8 +24,9 @@ class GenerationSettings:
     top_p: float = 1.0
     seed: int | None = None  # same seed, same text; None draws a fresh one
 
-    def validate(self, max_new_tokens: int = MAX_NEW_TOKENS) -> GenerationSettings:
-        """Return self if every setting is in range, else raise SettingsError saying which and why."""
+    def validate(self, max_new_tokens: int | None = MAX_NEW_TOKENS) -> GenerationSettings:
+        """Return self if every setting is in range, else raise SettingsError saying which and why.
+        ``max_new_tokens`` caps the count (None: any whole number of tokens)."""
         _check_int("max_new_tokens", self.max_new_tokens, 0, max_new_tokens)
         _check_float("temperature", self.temperature, 0.0, MAX_TEMPERATURE)
         _check_int("top_k", self.top_k, 0, None)

@@ -192,3 +192,19 @@ def test_settings_give_text_or_settings_error(trained, values):
 def test_specific_bad_settings_are_named(bad):
     with pytest.raises(SettingsError, match=next(iter(bad))):
         GenerationSettings(**bad).validate()
+
+
+@pytest.mark.parametrize("bad", [dict(seed=1.5), dict(seed=True), dict(top_k=2.5), dict(max_new_tokens=10.5),
+                                 dict(temperature="hot"), dict(top_p=0.0)])
+def test_generate_ids_names_a_bad_setting_too(trained, bad):
+    """The token-level entry point checks its settings as generate does: 1.5 failed inside manual_seed or
+    topk (RuntimeError, TypeError) and a seed of True drew as seed 1."""
+    model, _ = trained["gpt"]
+    with pytest.raises(SettingsError, match=next(iter(bad))):
+        next(generate_ids(model, [1, 2], GenerationSettings(**bad)))
+
+
+def test_generate_ids_does_not_cap_the_count(trained):
+    """generate and the app cap max_new_tokens; the library's token loop takes any whole number."""
+    model, _ = trained["bigram"]
+    assert len(list(islice(generate_ids(model, [1], GenerationSettings(max_new_tokens=10**9)), 3))) == 3

@@ -29,9 +29,12 @@ def generate_ids(
     Context is cropped to the model's block_size. With the KV cache, each step feeds only the
     newest token; when the cache is full it restarts from the last half of the context (absolute
     position embeddings cannot slide), so outputs match the uncached path up to block_size tokens.
+    Raises SettingsError for no ids or a setting of the wrong type or out of range (a seed of 1.5), before
+    any work; the count is not capped here (``generate`` and the app cap it).
     """
     if not ids:
         raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+    settings.validate(max_new_tokens=None)
     block = model.config.block_size
     device = next(model.parameters()).device
     generator = settings.make_generator(device)
