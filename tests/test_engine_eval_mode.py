@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gptlab import GenerationSettings, ModelConfig, SettingsError, build_model
+from gptlab import CharTokenizer, GenerationSettings, ModelConfig, SettingsError, build_model, generate
 from gptlab.generate import GenerationEngine
 
 SETTINGS = GenerationSettings(max_new_tokens=5, seed=1)
@@ -23,6 +23,17 @@ def test_a_model_training_with_dropout_is_refused_before_any_work():
     with pytest.raises(SettingsError, match=r"training mode with dropout 0\.1.*model\.eval\(\)"):
         next(engine.stream([1, 2, 3], SETTINGS))
     assert engine._thread is None and not engine.rows  # refused before a row or the engine thread was made
+
+
+def test_every_way_into_the_engine_is_refused():
+    """stream_chunks (what generate(batched=True), the app and the CLI read) checks it too, not only stream."""
+    model = tiny(0.1).train()
+    engine = GenerationEngine(model)
+    with pytest.raises(SettingsError, match="model.eval"):
+        next(engine.stream_chunks([1, 2, 3], SETTINGS))
+    tokenizer = CharTokenizer.train("abcdefghij")
+    with pytest.raises(SettingsError, match="model.eval"):
+        next(generate(model, tokenizer, "abc", SETTINGS, batched=True))
 
 
 @pytest.mark.parametrize("dropout, training", [(0.1, False), (0.0, True), (0.0, False)])
