@@ -70,7 +70,7 @@ def test_every_piece_is_flushed_as_it_comes(tiny_checkpoints):
     assert out.events[-2:] == ["write", "flush"] and "write,write" not in ",".join(after_prompt)
     assert len(set(out.flushed)) >= 2  # at least one piece, then the final newline
     assert all(later.startswith(earlier) for earlier, later in pairwise(out.flushed))
-    assert out.flushed[-1] == library_text(tiny_checkpoints["gpt"], PROMPT, max_new_tokens=30, seed=1) + "\n"
+    assert out.flushed[-1] == PROMPT + library_text(tiny_checkpoints["gpt"], PROMPT, max_new_tokens=30, seed=1) + "\n"
 
 
 def test_interactive_loop_through_stdin(tiny_checkpoints):
