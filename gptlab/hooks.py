@@ -34,14 +34,25 @@ class HookPoint(nn.Module):
 
 
 def name_hook_points(model: nn.Module) -> None:
-    """Give every HookPoint its module path as its name."""
+    """Give every HookPoint its module path as its name, and remember them on the model (see hook_points).
+
+    Call it again after adding or replacing modules that hold hook points.
+    """
     for path, module in model.named_modules():
         if isinstance(module, HookPoint):
             module.name = path
+    model.__dict__["_hook_points"] = {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
 
 
 def hook_points(model: nn.Module) -> dict[str, HookPoint]:
-    """All hook points of a model, by name, in forward order."""
+    """All hook points of a model, by name, in forward order.
+
+    A model named by name_hook_points answers from what it remembered, so a capture does not walk every
+    module each call; any other module is walked. The dict returned is a new one each call.
+    """
+    named = model.__dict__.get("_hook_points")
+    if named is not None:
+        return dict(named)
     return {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
 
 
@@ -93,18 +104,31 @@ def run_with_cache(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run the model on token ids and return (logits, {hook name: captured tensor}).
 
-    ``names`` picks the hook points: a list of names, a predicate on names, or None for all.
-    Captured tensors are detached copies; hooks are removed when the call returns or raises.
+    ``names`` picks the hook points: a list of names, a predicate on names, or None for all. Captured tensors
+    are detached. They are copies only while another hook listens at one of the model's hook points (an
+    ablation, say, that could change a tensor after it was captured); otherwise each is the tensor the forward
+    made there, which it never writes to afterwards, so no time goes into copying (a hook on some other module
+    that writes into a captured tensor raises GptlabError). Entries may share memory (q, k and v are views of
+    one projection): clone one before changing it in place. Hooks are removed when the call returns or raises.
     """
     cache: dict[str, torch.Tensor] = {}
+    versions: dict[str, int] = {}  # each uncopied entry's count of in-place writes when it was captured
     selected = _select(model, names)
+    copying = any(p._forward_hooks for p in hook_points(model).values())
 
     def store(name: str) -> Callable[[torch.Tensor], None]:
         def fn(t: torch.Tensor) -> None:
-            cache[name] = t.detach().clone()
+            if copying or t.is_inference():  # inference tensors count no writes
+                cache[name] = t.detach().clone()
+            else:
+                cache[name], versions[name] = t.detach(), t._version
 
         return fn
 
     with hooks(model, {n: store(n) for n in selected}), torch.no_grad():
         logits, _ = model(idx)
+    changed = [name for name, version in versions.items() if cache[name]._version != version]
+    if changed:
+        raise GptlabError(f"Something wrote in place into {', '.join(changed)} (or memory it shares) after it was "
+                          "captured. Have hooks return a changed copy instead (t = t.clone(), change t, return t).")
     return logits, cache

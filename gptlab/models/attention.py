@@ -75,6 +75,25 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
+_SQUARES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}  # per kind: the largest causal bias made yet
+
+
+def causal_bias(past: int, T: int, S: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The (T, S) additive causal mask of T queries at positions past..past + T - 1 against S keys: 0 where
+    query past + i may see key j (j <= past + i), -inf for later keys.
+
+    A read-only view into one 0/-inf square kept per (dtype, device) and grown on demand, so the written-out
+    path does not build a mask in every layer of every forward pass. Add it to scores; never write into it.
+    """
+    n = max(past + T, S)
+    square = _SQUARES.get((dtype, device))
+    if square is None or square.size(0) < n:
+        n = max(n, 2 * square.size(0)) if square is not None else n
+        square = torch.full((n, n), float("-inf"), dtype=dtype, device=device).triu(diagonal=1)
+        _SQUARES[(dtype, device)] = square
+    return square[past:past + T, :S]
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention; n_head=1 and no output projection gives the single head."""
 
@@ -147,7 +166,7 @@ class CausalSelfAttention(nn.Module):
         # Added in place: att is new here (its matmul keeps only q and k), and on CPU adding a 0/-inf matrix is
         # several times faster than masked_fill with a boolean one.
         if mask is None:
-            future = torch.full((T, S), float("-inf"), dtype=att.dtype, device=q.device).triu(diagonal=past + 1)
+            future = causal_bias(past, T, S, att.dtype, q.device)  # (T, S), 0 or -inf
         else:  # per-row lengths (BatchKVCache): a key a row has not reached, or padding, is -inf already
             future = mask
         att += future
