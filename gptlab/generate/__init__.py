@@ -66,12 +66,16 @@ def generate(
     max_new_tokens_limit: int = MAX_NEW_TOKENS,
     batched: bool = False,
 ) -> Iterator[str]:
-    """Yield the continuation of ``prompt`` as text pieces, as soon as each is complete.
+    """Yield the continuation of ``prompt`` (without the prompt) as str pieces, as soon as each is complete.
 
-    ``batched`` decodes through the model's shared GenerationEngine (engine.py), together with every
-    other request to that model at the time; the text is the same. Raises UnknownCharactersError for
-    characters a char model has never seen (unless errors says to drop or replace them) and
-    SettingsError for out-of-range settings, before any work.
+    ``settings.max_new_tokens`` counts tokens (characters for a char model), at most ``max_new_tokens_limit``
+    (20,000 unless given; the app passes 1000). An empty prompt starts where the model can start (a fresh
+    line). ``batched`` decodes through the model's shared GenerationEngine (engine.py), together with every
+    other request to that model at the time; the text is the same. Any number of threads may generate batched
+    at once; closing the iterator early frees its row. Raises, at the first ``next()`` and before any work,
+    UnknownCharactersError for characters a char model has never seen (unless errors says to drop or replace
+    them) and SettingsError for out-of-range settings or, batched, a model in training mode with dropout (call
+    ``model.eval()``).
     """
     settings.validate(max_new_tokens_limit)
     # an empty prompt starts on a fresh line, as the tutorials do (or where the model can start)

@@ -9,7 +9,8 @@ whose stream is closed (the app's Stop, a time limit) leaves at the next step.
 
 The engine assumes the model is in eval mode (dropout off), as ``load_checkpoint`` returns it: in training
 mode every row's dropout masks come from one random stream over the whole batch, so a row's text would
-depend on its neighbours. ``stream`` refuses a model in training mode with dropout > 0 (SettingsError).
+depend on its neighbours. ``stream`` and ``stream_chunks`` refuse a model in training mode with dropout > 0
+(SettingsError).
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class _Row:
 
 
 class GenerationEngine:
-    """Decodes every active request of one model together; ``stream`` is its thread-safe entry point."""
+    """Decodes every active request of one model together; ``stream`` is its thread-safe entry point.
+
+    ``max_rows`` requests share one forward per step; more wait for a row to leave. Use ``engine_for(model)``,
+    the model's one shared engine: a second engine of the same model would decode its rows apart.
+    """
 
     def __init__(self, model: nn.Module, max_rows: int = MAX_ROWS) -> None:
         # a weak reference: engine_for keeps one engine per model for as long as the model lives, so the engine
@@ -87,8 +92,9 @@ class GenerationEngine:
         return len(self.rows)
 
     def stream(self, ids: list[int], settings: GenerationSettings) -> Iterator[int]:
-        """New token ids after the prompt ``ids``, one at a time: the same ones ``generate_ids`` yields for
-        these ids and settings (logits equal within float tolerance). Closing the iterator frees its row.
+        """New token ids (ints) after the prompt ``ids`` (a list of ints, cropped to the last block_size), one at
+        a time: the same ones ``generate_ids`` yields for these ids and settings (logits equal within float
+        tolerance). Blocks until each is made. Closing the iterator frees its row.
 
         Raises SettingsError for no ids, an id outside the vocabulary, out-of-range settings or a model in
         training mode with dropout > 0 (call ``model.eval()`` first), before any work.
@@ -258,7 +264,7 @@ _engines_lock = threading.Lock()
 
 
 def engine_for(model: nn.Module) -> GenerationEngine:
-    """The one engine of ``model`` (made on first use, gone with the model)."""
+    """The one engine of ``model`` (made on first use, gone with the model); safe to call from any thread."""
     with _engines_lock:
         engine = _engines.get(model)
         if engine is None:
