@@ -223,3 +223,20 @@ def test_a_script_that_stops_reading_an_unfinished_stream_exits_at_once(tmp_path
     done = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True,
                           timeout=60)  # the 20,000 tokens take about 90 s on 2 cores
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_generate_ids_decodes_on_one_thread_and_the_caller_keeps_its_setting_between_tokens(models):
+    """decode_threads: each step's forward on ENGINE_THREADS; between tokens the caller's thread count is its own."""
+    from gptlab.generate.engine import ENGINE_THREADS
+
+    model, tok = models["gpt"]
+    inside, between = [], []
+    caller = torch.get_num_threads()
+    handle = model.register_forward_hook(lambda *_: inside.append(torch.get_num_threads()))
+    try:
+        for _ in generate_ids(model, tok.encode("First"), GenerationSettings(max_new_tokens=20, seed=2)):
+            between.append(torch.get_num_threads())
+    finally:
+        handle.remove()
+    assert len(inside) == 20 and set(inside) == {ENGINE_THREADS}
+    assert set(between) == {caller}

@@ -15,7 +15,7 @@ from ..errors import SettingsError
 from ..prompts import sample_start
 from ..sampling import MAX_NEW_TOKENS, GenerationSettings, sample
 from ..tokenizers import Errors, IncrementalDecoder, Tokenizer
-from .engine import GenerationEngine, engine_for
+from .engine import GenerationEngine, decode_threads, engine_for
 
 __all__ = ["GenerationEngine", "engine_for", "generate", "generate_ids", "stream_text"]
 
@@ -30,7 +30,8 @@ def generate_ids(
     newest token; when the cache is full it restarts from the last half of the context (absolute
     position embeddings cannot slide), so outputs match the uncached path up to block_size tokens.
     Raises SettingsError for no ids or a setting of the wrong type or out of range (a seed of 1.5), before
-    any work; the count is not capped here (``generate`` and the app cap it).
+    any work; the count is not capped here (``generate`` and the app cap it). Each step's forward runs on
+    ``decode_threads`` (one intra-op thread), as the generation engine's do.
     """
     if not ids:
         raise SettingsError("The prompt encodes to no tokens; give at least one character.")
@@ -42,13 +43,14 @@ def generate_ids(
     cache = model.new_cache() if use_cache else None
     pending = context
     for _ in range(settings.max_new_tokens):
-        if cache is None:
-            logits, _ = model(torch.tensor([context[-block:]], device=device))
-        else:
-            if cache.length + len(pending) > block:
-                cache = model.new_cache()
-                pending = context[-max(1, block // 2) :]  # block_size 1 keeps the last token
-            logits, _ = model(torch.tensor([pending], device=device), cache=cache)
+        with decode_threads():  # the caller's own setting is back before each yield
+            if cache is None:
+                logits, _ = model(torch.tensor([context[-block:]], device=device))
+            else:
+                if cache.length + len(pending) > block:
+                    cache = model.new_cache()
+                    pending = context[-max(1, block // 2) :]  # block_size 1 keeps the last token
+                logits, _ = model(torch.tensor([pending], device=device), cache=cache)
         token = sample(logits[0, -1], settings, generator)
         context.append(token)
         pending = [token]

@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -159,10 +159,9 @@ class GenerationEngine:
             self._waiting.clear()
 
     def _run(self) -> None:
-        # one intra-op thread (OpenMP's setting is per thread: other threads keep theirs). Rows of small
-        # matrices gain little from a second thread (2.55 vs 2.1 s for 30 x 200 tokens of gpt alone), and under
-        # a server's load the second thread's waits at every op cost more than it gives, while the other core
-        # serves the requests' streams (bench/class_load.py)
+        # one intra-op thread (decode_threads). Rows of small matrices gain little from a second thread (2.55 vs
+        # 2.1 s for 30 x 200 tokens of gpt on a quiet machine), and under a server's load the second thread's
+        # waits at every op cost more than it gives, while the other core serves the requests' streams
         torch.set_num_threads(ENGINE_THREADS)
         while True:
             with self._lock:
@@ -243,6 +242,23 @@ class GenerationEngine:
                 self.cache.move(last, i)
             self.rows[i] = self.rows[last]
             self.rows.pop()
+
+
+@contextmanager
+def decode_threads() -> Iterator[None]:
+    """Run the block with ENGINE_THREADS intra-op threads in this thread, then restore its setting.
+
+    Decoding multiplies small matrices, one token (or one token per row) at a time: a second thread gains
+    little, and when the cores are busy its waits at every op cost far more (300 tokens of gpt, batch 1, at
+    load 2.5 on 2 cores: 5-10 s on two threads, 0.9 s on one). OpenMP's thread count is per thread, so other
+    threads keep theirs.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(ENGINE_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 _running: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()  # engines that have started a thread
