@@ -298,7 +298,14 @@ def resolve_folder(source: str | Path) -> Path:
     if path.exists():
         raise CheckpointError(f"{path} is a file; a checkpoint is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}.")
     if isinstance(source, str) and looks_like_repo_id(source):
-        return download_checkpoint(source)
+        try:
+            return download_checkpoint(source)
+        except CheckpointError as exc:
+            if path.parent.is_dir():  # 'checkpoints/gpt2' beside a checkpoints folder: most likely a mistyped path
+                held = sorted(p.name for p in path.parent.iterdir() if (p / CONFIG_FILE).is_file())
+                raise CheckpointError(f"No checkpoint folder at {path} ({path.parent} holds: "
+                                      f"{', '.join(held) or 'no checkpoint'}). Read as a Hub id: {exc}") from None
+            raise
     raise CheckpointError(f"No checkpoint folder at {path}, and '{source}' is not a Hub repo id (user/name).")
 
 

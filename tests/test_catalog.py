@@ -71,3 +71,23 @@ def test_small_helpers():
     assert training_time({"history": [{"step": 1, "time_s": 90.0}]}) == 90.0
     assert training_time({"train_time_s": 5, "history": [{"time_s": 4}]}) == 5.0 and training_time({}) is None
     assert [format_duration(s) for s in (None, 42, 750, 7200)] == ["—", "42 s", "12.5 min", "2.0 h"]
+
+
+def test_a_missing_model_names_where_it_was_looked_for(tmp_path):
+    """--models gpt with a mistyped --checkpoints: the message says the folder does not exist (it said
+    'but only none were found')."""
+    with pytest.raises(GptlabError, match=r"no model was found \(there is no folder .*nowhere\)"):
+        Catalog.from_sources(tmp_path / "nowhere", None, ["gpt"])
+    with pytest.raises(GptlabError, match=r"no model was found \(looked in the checkpoint folders under "):
+        Catalog.from_sources(tmp_path, None, ["gpt"])
+
+
+def test_a_mistyped_local_path_is_called_one(monkeypatch, shelf):
+    """'checkpoints/gtp' beside a checkpoints folder reads as a Hub id too; the message leads with the folder
+    and lists what it holds."""
+    from gptlab import CheckpointError, load_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(shelf.parent)
+    with pytest.raises(CheckpointError, match=rf"No checkpoint folder at {shelf.name}/gtp \({shelf.name} holds: "):
+        load_checkpoint(f"{shelf.name}/gtp")

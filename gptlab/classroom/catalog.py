@@ -122,7 +122,10 @@ class Catalog:
         if only:
             missing = [name for name in only if name not in sources]
             if missing:
-                raise GptlabError(f"--models asks for {missing}, but only {list(sources) or 'none'} were found.")
+                found = f"only {list(sources)} were found" if sources else "no model was found"
+                where = ("" if not folder else f" (there is no folder {folder})" if not Path(folder).is_dir()
+                         else f" (looked in the checkpoint folders under {folder})")
+                raise GptlabError(f"--models asks for {missing}, but {found}{where}.")
             sources = {name: sources[name] for name in only}
         return cls(sources)
 
