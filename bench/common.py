@@ -71,8 +71,10 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a small sample."""
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of a small sample; None for no values (every request failed)."""
+    if not values:
+        return None
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return float(ordered[rank - 1])

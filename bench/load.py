@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import math
 import os
 import random
 import socket
@@ -31,6 +30,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gptlab.prompts import ATTENTION_PROMPT, EXAMPLES, LOOK_PROMPT
+
+from .common import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_JSON = REPO / "bench" / "load_results.json"
@@ -127,14 +128,6 @@ class MemorySampler(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(5)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass
