@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import SettingsError
 from ..models.batch_cache import BatchKVCache
 from ..sampling import GenerationSettings, sample, sample_rows
+from .threads import set_own_threads
 
 MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
 ENGINE_THREADS = 1  # intra-op threads of the engine's own thread (see _run)
@@ -84,7 +85,7 @@ class GenerationEngine:
         if (weight.device, weight.dtype) != self._placed:
             self.device, self._placed = weight.device, (weight.device, weight.dtype)
             if not self.stateless:
-                self.cache = BatchKVCache(model.config.n_layer, self.block, self.device)
+                self.cache = BatchKVCache(model.config.n_layer, self.block, self.device, self.max_rows)
 
     @property
     def active(self) -> int:
@@ -161,8 +162,9 @@ class GenerationEngine:
     def _run(self) -> None:
         # one intra-op thread (decode_threads). Rows of small matrices gain little from a second thread (2.55 vs
         # 2.1 s for 30 x 200 tokens of gpt on a quiet machine), and under a server's load the second thread's
-        # waits at every op cost more than it gives, while the other core serves the requests' streams
-        torch.set_num_threads(ENGINE_THREADS)
+        # waits at every op cost more than it gives, while the other core serves the requests' streams. Threads
+        # started later keep the process's count (set_own_threads)
+        set_own_threads(ENGINE_THREADS)
         while True:
             with self._lock:
                 while self._waiting and len(self.rows) < self.max_rows:
@@ -174,7 +176,9 @@ class GenerationEngine:
             try:
                 with torch.no_grad():
                     self._step()
-            except Exception as exc:  # a failed forward ends the requests in it, not the engine
+            except BaseException as exc:  # noqa: BLE001 - a failed forward ends the requests in it, not the engine
+                # (a KeyboardInterrupt or SystemExit raised here would end this thread, leaving every reader
+                # and every later request waiting forever): each reader gets it, raised in its own thread
                 for row in self.rows:
                     row.out.put(exc)
                 self.rows.clear()
@@ -253,8 +257,7 @@ def decode_threads() -> Iterator[None]:
     load 2.5 on 2 cores: 5-10 s on two threads, 0.9 s on one). OpenMP's thread count is per thread, so other
     threads keep theirs.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(ENGINE_THREADS)
+    previous = set_own_threads(ENGINE_THREADS)  # threads started meanwhile keep the process's count
     try:
         yield
     finally:

@@ -61,10 +61,12 @@ class BatchLayerKV:
 
 class BatchKVCache:
     """One BatchLayerKV per layer and each row's length. Call ``begin(rows, T)`` before each forward:
-    rows 0..rows-1 then take part, each feeding T new tokens at its own positions."""
+    rows 0..rows-1 then take part, each feeding T new tokens at its own positions. The storage grows as rows
+    are put, to at most ``max_rows`` rows (None: no bound), and is kept for reuse."""
 
-    def __init__(self, n_layer: int, block_size: int, device: torch.device | str = "cpu") -> None:
-        self.block_size, self.device = block_size, torch.device(device)
+    def __init__(self, n_layer: int, block_size: int, device: torch.device | str = "cpu",
+                 max_rows: int | None = None) -> None:
+        self.block_size, self.device, self.max_rows = block_size, torch.device(device), max_rows
         self.rows = 0
         self.lengths: list[int] = []  # real positions per row
         self.layers = [BatchLayerKV(self) for _ in range(n_layer)]
@@ -101,7 +103,13 @@ class BatchKVCache:
         """Row ``row`` (0..len(rows), growing the storage as needed) takes sequence ``index`` of a prefilled
         KVCache (its sequences all of one length)."""
         if row >= len(self.lengths):
-            self.lengths += [0] * max(len(self.lengths), row + 1 - len(self.lengths), 4)
+            # doubling (by at least four rows) keeps the copies few; never past the rows decoded together
+            grown = max(2 * len(self.lengths), row + 1, 4)
+            if self.max_rows is not None:
+                if row >= self.max_rows:
+                    raise IndexError(f"row {row} is past this cache's {self.max_rows} rows")
+                grown = min(grown, self.max_rows)
+            self.lengths += [0] * (grown - len(self.lengths))
         for layer, kv in zip(self.layers, cache.layers, strict=True):
             layer.put(row, kv, len(self.lengths), index)
         self.lengths[row] = cache.length

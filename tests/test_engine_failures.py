@@ -1,0 +1,63 @@
+"""A failure inside the generation engine's thread reaches every reader of the failed step, none is left
+waiting, and the engine serves the next request."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from gptlab import GenerationSettings, ModelConfig
+from gptlab.generate import GenerationEngine
+from gptlab.models import build_model
+
+WAIT_S = 60  # far longer than the few steps of a tiny model; a reader still waiting then is hung
+
+
+def tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(ModelConfig(kind="gpt", n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=20)).eval()
+
+
+def read_in_threads(engine: GenerationEngine, seeds: range) -> list[object]:
+    """What each reader ended with: its tokens, the exception it got, or 'hung'."""
+    results: list[object] = ["hung"] * len(seeds)
+
+    def read(i: int, seed: int) -> None:
+        try:
+            results[i] = list(engine.stream([1, 2], GenerationSettings(max_new_tokens=12, seed=seed)))
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what each reader got
+            results[i] = exc
+
+    threads = [threading.Thread(target=read, args=(i, s), daemon=True) for i, s in enumerate(seeds)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    return results
+
+
+@pytest.mark.parametrize("error", [RuntimeError("the fifth forward fails"), KeyboardInterrupt(), SystemExit(3)])
+def test_every_reader_gets_the_engine_threads_error_and_the_engine_goes_on(error):
+    """A forward that raises on the fifth step, with four readers decoding together: each gets the error. A
+    KeyboardInterrupt or SystemExit there used to end the engine thread, leaving every reader (and every
+    later request to that model) waiting forever."""
+    model = tiny_model()
+    engine = GenerationEngine(model)
+    forwards = []
+
+    def fail_on_the_fifth(*_):
+        forwards.append(1)
+        if len(forwards) == 5:
+            raise error
+
+    handle = model.register_forward_hook(fail_on_the_fifth)
+    try:
+        results = read_in_threads(engine, range(4))
+    finally:
+        handle.remove()
+    assert "hung" not in results
+    assert any(result is error for result in results)
+    assert all(result is error or len(result) == 12 for result in results)
+    assert [len(result) for result in read_in_threads(engine, range(2))] == [12, 12]
