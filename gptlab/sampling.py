@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import SettingsError, shown_value
+from .errors import GptlabError, SettingsError, shown_value
 
 MAX_NEW_TOKENS = 20_000  # library-wide bound; the app sets a smaller one
 MAX_TEMPERATURE = 10.0
@@ -105,7 +105,16 @@ def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], genera
     generator state afterwards, checked in tests/test_sampling.py), written out so that rows sharing their
     settings are filtered and drawn in one go: a row's token depends only on its logits, settings and generator.
     Greedy rows (temperature 0) take the argmax and leave their generator untouched.
+
+    Raises GptlabError when a row's logits hold NaN or +inf, or are all -inf: there is no distribution to draw
+    from (the race's argmax would silently pick token 0, where torch.multinomial refuses).
     """
+    if not torch.isfinite(logits.amax(dim=-1)).all():  # the max is NaN if any logit is, inf if any is
+        raise GptlabError(
+            "The model's next-token scores hold NaN or infinite values, so no token can be drawn: its weights "
+            "hold NaN or infinity (a training run that diverged?), or its numbers overflow its dtype. Check the "
+            "weights, or use float32."
+        )
     tokens = [0] * len(settings)
     groups: dict[tuple[float, int, float], list[int]] = {}
     for r, s in enumerate(settings):
