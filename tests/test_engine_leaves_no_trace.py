@@ -53,3 +53,30 @@ def test_the_batch_cache_holds_no_more_rows_than_the_engine_decodes_together():
     assert engine.peak_rows == 2
     assert len(engine.cache.lengths) <= 2
     assert all(layer.k.size(0) <= 2 and layer.v.size(0) <= 2 for layer in engine.cache.layers)
+
+
+def test_a_forked_child_sets_its_own_count_without_waiting_for_the_parents_helper():
+    """The helper thread that puts the process's count back does not exist in a forked child (as DataLoader
+    workers or multiprocessing's fork start): the child must start its own, not wait forever for the parent's."""
+    import os
+    import time
+
+    from gptlab.generate.threads import set_own_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        set_own_threads(1)  # the parent's helper exists now
+        torch.set_num_threads(2)
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 once its own count is set
+            os._exit(0 if set_own_threads(1) == 2 and torch.get_num_threads() == 1 else 1)
+        deadline = time.monotonic() + 60
+        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if waited[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        assert waited[0] == pid and os.waitstatus_to_exitcode(waited[1]) == 0
+    finally:
+        torch.set_num_threads(before)

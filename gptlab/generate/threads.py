@@ -9,19 +9,19 @@ and has a helper thread, whose own count does not matter, put the process-wide o
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 
 import torch
 
-_requests: queue.SimpleQueue = queue.SimpleQueue()  # (count, done event) for the helper
 _lock = threading.Lock()
-_helper: threading.Thread | None = None
+_helper: tuple[threading.Thread, queue.SimpleQueue] | None = None  # the helper and its (count, done) requests
 
 
-def _serve() -> None:
+def _serve(requests: queue.SimpleQueue) -> None:
     while True:
-        count, done = _requests.get()
+        count, done = requests.get()
         torch.set_num_threads(count)  # this helper's own count, and the process-wide one
         done.set()
 
@@ -29,13 +29,25 @@ def _serve() -> None:
 def _set_process_count(count: int) -> None:
     """The count threads started from now on begin with, set from the helper thread (started on first use)."""
     global _helper
-    if _helper is None:
+    if _helper is None or not _helper[0].is_alive():
+        requests: queue.SimpleQueue = queue.SimpleQueue()
         # a daemon: it only ever waits for a request, and holds nothing the interpreter's exit needs
-        _helper = threading.Thread(target=_serve, name="gptlab-thread-count", daemon=True)
-        _helper.start()
+        thread = threading.Thread(target=_serve, args=(requests,), name="gptlab-thread-count", daemon=True)
+        thread.start()
+        _helper = (thread, requests)
     done = threading.Event()
-    _requests.put((count, done))
+    _helper[1].put((count, done))
     done.wait()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no helper thread, and may have copied the lock held by another thread."""
+    global _lock, _helper
+    _lock, _helper = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_own_threads(count: int) -> int:
@@ -47,5 +59,9 @@ def set_own_threads(count: int) -> int:
         previous = torch.get_num_threads()
         if previous != count:
             torch.set_num_threads(count)
-            _set_process_count(previous)
+            try:
+                _set_process_count(previous)
+            except BaseException:  # e.g. Ctrl-C during the wait: the caller's own count goes back too
+                torch.set_num_threads(previous)
+                raise
     return previous
