@@ -61,3 +61,17 @@ def test_every_reader_gets_the_engine_threads_error_and_the_engine_goes_on(error
     assert any(result is error for result in results)
     assert all(result is error or len(result) == 12 for result in results)
     assert [len(result) for result in read_in_threads(engine, range(2))] == [12, 12]
+
+
+def test_an_engine_whose_model_was_dropped_says_to_keep_the_model():
+    """engine_for(load_checkpoint(...).model) in one line leaves nothing holding the model (the engine's
+    reference is weak): the stream says what to do, as a GptlabError, instead of a bare RuntimeError."""
+    import gc
+
+    from gptlab import GptlabError
+    from gptlab.generate import engine_for
+
+    engine = engine_for(tiny_model())
+    gc.collect()
+    with pytest.raises(GptlabError, match="keep the model in a variable"):
+        list(engine.stream([1, 2], GenerationSettings(max_new_tokens=3, seed=0)))

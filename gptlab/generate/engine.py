@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import SettingsError
+from ..errors import GptlabError, SettingsError
 from ..models.batch_cache import BatchKVCache
 from ..sampling import GenerationSettings, sample, sample_rows
 from .threads import set_own_threads
@@ -76,7 +76,11 @@ class GenerationEngine:
     def model(self) -> nn.Module:
         model = self._model()
         if model is None:
-            raise RuntimeError("This engine's model no longer exists.")
+            # a notebook's engine_for(load_checkpoint(...).model): the checkpoint, and its model, were dropped
+            raise GptlabError(
+                "This engine's model no longer exists: an engine holds its model by weak reference, so keep the "
+                "model in a variable (model = load_checkpoint(...).model) while you generate from it."
+            )
         return model
 
     def _place(self, model: nn.Module) -> None:
