@@ -1,0 +1,62 @@
+"""Ctrl-C (SIGINT) while the terminal CLI streams through the generation engine: the interactive loop stops
+that completion and serves the next prompt; a one-shot run exits with 130, neither waits for the 20,000
+tokens it asked for (real subprocesses, the tiny checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from gptlab import GenerationSettings, generate, load_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WAIT_S = 120  # a guard against a hang, never a speed goal: 20,000 tokens of the tiny model take far longer
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gptlab.generate", *args], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def read_until(proc: subprocess.Popen, seen: bytes, wanted: bytes, more: int = 0) -> bytes:
+    """Read stdout until ``wanted`` has appeared followed by at least ``more`` bytes."""
+    while wanted not in seen or len(seen) - seen.index(wanted) - len(wanted) < more:
+        piece = os.read(proc.stdout.fileno(), 4096)
+        assert piece, f"stdout ended; stderr: {proc.stderr.read()[-2000:]!r}"
+        seen += piece
+    return seen
+
+
+def test_ctrl_c_stops_one_completion_and_the_loop_goes_on(tiny_checkpoints):
+    folder = tiny_checkpoints["gpt"]
+    proc = start(str(folder), "max_new_tokens=20000", "seed=1")
+    try:
+        seen = read_until(proc, b"", b"> ")
+        proc.stdin.write(b"First\n")
+        proc.stdin.flush()
+        seen = read_until(proc, seen, b"> ", more=200)  # streaming now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(b"max_new_tokens=5 temperature=0\nAll:\nquit\n", timeout=WAIT_S)
+    finally:
+        proc.kill()
+    checkpoint = load_checkpoint(folder)
+    greedy = "".join(generate(checkpoint.model, checkpoint.tokenizer, "All:",
+                              GenerationSettings(max_new_tokens=5, temperature=0.0)))
+    assert proc.returncode == 0, err[-2000:]
+    assert b"(stopped)" in out
+    assert ("> " + greedy + "\n> ").encode() in out
+
+
+def test_ctrl_c_ends_a_one_shot_run_with_130(tiny_checkpoints):
+    proc = start(str(tiny_checkpoints["gpt"]), "First", "max_new_tokens=20000")
+    try:
+        read_until(proc, b"", b"First", more=200)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert b"Traceback" not in err
