@@ -181,10 +181,12 @@ class GenerationEngine:
                 with torch.no_grad():
                     self._step()
             except BaseException as exc:  # noqa: BLE001 - a failed forward ends the requests in it, not the engine
-                # (a KeyboardInterrupt or SystemExit raised here would end this thread, leaving every reader
-                # and every later request waiting forever): each reader gets it, raised in its own thread
+                # (a KeyboardInterrupt or SystemExit raised here would end this thread, leaving every reader and
+                # every later request waiting forever). Each reader gets an Exception: the interrupt was this
+                # thread's, and re-raised as such in a server's worker thread it could stop the server
+                error = exc if isinstance(exc, Exception) else _interrupted(exc)
                 for row in self.rows:
-                    row.out.put(exc)
+                    row.out.put(error)
                 self.rows.clear()
 
     def _step(self) -> None:
@@ -266,6 +268,12 @@ def decode_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _interrupted(exc: BaseException) -> RuntimeError:
+    error = RuntimeError(f"Generation was interrupted inside the engine's thread ({exc!r}); try again.")
+    error.__cause__ = exc
+    return error
 
 
 _running: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()  # engines that have started a thread
