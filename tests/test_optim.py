@@ -84,7 +84,7 @@ def test_the_live_trainers_fused_adamw_matches_the_plain_one():
     by_name = dict(plain.named_parameters())
     names = {id(p): n for n, p in model.named_parameters()}
     reference = torch.optim.AdamW([{"params": [by_name[names[id(p)]] for p in g["params"]],
-                                    "weight_decay": g["weight_decay"]} for g in adamw.param_groups],
+                                    "weight_decay": g["weight_decay"], "lr": g["lr"]} for g in adamw.param_groups],
                                   lr=config.lr, betas=(0.9, 0.99), fused=False)
     torch.manual_seed(1)
     pairs = [(p, q) for g, h in zip(adamw.param_groups, reference.param_groups, strict=True)
@@ -97,3 +97,18 @@ def test_the_live_trainers_fused_adamw_matches_the_plain_one():
         reference.step()
     for p, q in pairs:
         torch.testing.assert_close(p.detach(), q.detach(), atol=1e-6, rtol=0)
+
+
+def test_the_live_recipe_gives_each_parameter_one_group_and_the_embedding_its_own_rate():
+    """The token embedding learns at embedding_lr, the other AdamW weights at lr, the block matrices with Muon
+    at muon_lr and muon_momentum; every parameter is in exactly one group."""
+    config = LiveConfig(lr=1e-3, embedding_lr=5e-2, muon_lr=0.03, muon_momentum=0.8)
+    model = build_model(ModelConfig(kind="gpt", vocab_size=20, block_size=16, n_layer=2, n_head=4, n_embd=64,
+                                    mlp="relu2", pos="rope"))
+    adamw, muon = _optimizers(model, config)
+    rate = {id(p): g["lr"] for o in (adamw, muon) for g in o.param_groups for p in g["params"]}
+    assert sum(len(g["params"]) for o in (adamw, muon) for g in o.param_groups) == len(list(model.parameters()))
+    assert rate[id(model.transformer.wte.weight)] == 5e-2
+    assert rate[id(model.lm_head.weight)] == 1e-3
+    assert rate[id(model.transformer.h[0].attn.c_attn.weight)] == 0.03
+    assert {g["momentum"] for g in muon.param_groups} == {0.8}

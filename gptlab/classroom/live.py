@@ -45,8 +45,12 @@ class LiveConfig:
     pos: str = "rope"  # rotary positions: nothing to learn for them, so early steps go to the text
     dropout: float = 0.0  # 0.1 cost a third of the steps and 0.23 in val loss after 30 s
     batch_size: int = 16
-    lr: float = 3e-3  # peak AdamW learning rate (embeddings, LM head, norms, biases)
+    lr: float = 3e-3  # peak AdamW learning rate (LM head, norms, biases)
+    # the token embedding's own peak AdamW rate: 1e-2 with Muon momentum 0.9 took 1,200 steps from 1.707 to
+    # 1.675 (mean of 2 seeds; docs/TRAINING.md, "Watch it learn")
+    embedding_lr: float = 1e-2
     muon_lr: float = 0.02  # peak Muon learning rate (the 2-D weights inside the blocks)
+    muon_momentum: float = 0.9  # 0.95 (Muon's usual) averages over too many of a 30 s run's ~1,200 steps
     warmup_steps: int = 20
     final_lr_ratio: float = 0.0  # the learning rate falls linearly with the clock to this share of the peak
     # decoupled, on 2-D weights only (matrices, embeddings): 0.2 took a 60 s run from 1.66 to 1.61, as
@@ -131,16 +135,20 @@ def lr_scale(step: int, elapsed_s: float, budget_s: float, config: LiveConfig) -
 
 
 def _optimizers(model: torch.nn.Module, config: LiveConfig) -> list[torch.optim.Optimizer]:
-    """Muon for the 2-D weights inside the blocks, AdamW for the rest (embeddings, LM head, norms, biases)."""
+    """Muon for the 2-D weights inside the blocks, AdamW for the rest: the token embedding at ``embedding_lr``,
+    the LM head, norms and biases at ``lr``."""
     matrices = [p for name, p in model.named_parameters() if name.startswith("transformer.h.") and p.dim() == 2]
-    inside = {id(p) for p in matrices}
+    embedding = model.transformer.wte.weight
+    inside = {id(p) for p in matrices} | {id(embedding)}
     rest = [p for p in model.parameters() if id(p) not in inside]
-    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
+    groups = [{"params": [embedding], "weight_decay": config.weight_decay, "lr": config.embedding_lr},
+              {"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
     # fused: PyTorch's one-kernel CPU AdamW, a third of the plain loop's time on this model, same updates
     optimizers = [torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=True)]
     if matrices:
-        optimizers.append(Muon(matrices, lr=config.muon_lr, weight_decay=config.weight_decay))
+        optimizers.append(Muon(matrices, lr=config.muon_lr, momentum=config.muon_momentum,
+                               weight_decay=config.weight_decay))
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group["peak_lr"] = group["lr"]
