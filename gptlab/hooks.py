@@ -8,13 +8,13 @@ Hooks live only inside ``run_with_cache`` / ``hooks`` and are removed on exit, e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from .errors import GptlabError
+from .errors import GptlabError, InputError
 
 
 class HookPoint(nn.Module):
@@ -64,6 +64,9 @@ def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | Non
         return {n: p for n, p in points.items() if names(n)}
     if isinstance(names, str):  # one name, not a sequence of one-letter names
         names = [names]
+    given, names = names, list(names) if isinstance(names, Iterable) else [names]
+    if not all(isinstance(n, str) for n in names):
+        raise InputError(f"names must be a hook point name, a list of names, a predicate or None; got {given!r:.80}.")
     unknown = [n for n in names if n not in points]
     if unknown:
         raise GptlabError(f"No hook point named {unknown}. This model has: {', '.join(points)}")
@@ -97,20 +100,38 @@ def hooks(model: nn.Module, fns: dict[str, Callable[[torch.Tensor], torch.Tensor
             handle.remove()
 
 
+def _check_ids(model: nn.Module, idx: object) -> None:
+    """InputError unless ``idx`` is a (batch, pos) tensor of whole-number token ids inside the model's vocabulary."""
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
+        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else None
+        raise InputError(f"Token ids must be a (batch, pos) tensor of dtype torch.long, e.g. torch.tensor([ids]); got "
+                         f"{type(idx).__name__}" + (f" of shape {shape} and dtype {idx.dtype}." if shape else "."))
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < vocab):
+        raise InputError(f"Token ids must be in 0..{vocab - 1} for this model, got ids from {int(idx.min())} to "
+                         f"{int(idx.max())}.")
+
+
 def run_with_cache(
     model: nn.Module,
     idx: torch.Tensor,
     names: Sequence[str] | Callable[[str], bool] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Run the model on token ids and return (logits, {hook name: captured tensor}).
+    """Run the model on token ids ``idx`` (batch, pos) and return (logits (batch, pos, vocab), {hook name: captured
+    tensor}); each hook point's shape is given where the model makes it (``[batch, head, query_pos, key_pos]`` for
+    ``hook_pattern``).
 
     ``names`` picks the hook points: a list of names, a predicate on names, or None for all. Captured tensors
     are detached. They are copies only while another hook listens at one of the model's hook points (an
-    ablation, say, that could change a tensor after it was captured); otherwise each is the tensor the forward
-    made there, which it never writes to afterwards, so no time goes into copying (a hook on some other module
-    that writes into a captured tensor raises GptlabError). Entries may share memory (q, k and v are views of
-    one projection): clone one before changing it in place. Hooks are removed when the call returns or raises.
+    ablation, say, that could change a tensor after it was captured) or under torch.inference_mode; otherwise
+    each is the tensor the forward made there, which it never writes to afterwards, so no time goes into copying
+    (a hook on some other module that writes into a captured tensor raises GptlabError). Entries may share
+    memory (q, k and v are views of one projection): clone one before changing it in place. Hooks are removed
+    when the call returns or raises.
+    InputError for ids that are not a (batch, pos) integer tensor, ids outside the vocabulary or more positions
+    than the model's context; GptlabError for a name the model has no hook point for.
     """
+    _check_ids(model, idx)
     cache: dict[str, torch.Tensor] = {}
     versions: dict[str, int] = {}  # each uncopied entry's count of in-place writes when it was captured
     selected = _select(model, names)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from ..hooks import HookPoint, name_hook_points
 from .attention import CausalSelfAttention, KVCache, LayerKV
 from .config import ModelConfig
@@ -120,7 +121,8 @@ class GPT(nn.Module):
         B, T = idx.size()
         past = cache.length if cache is not None else 0  # a BatchKVCache: its longest row
         if past + T > self.config.block_size:
-            raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")
+            raise InputError(f"{past + T} tokens exceed the context of {self.config.block_size}: keep the last "
+                             f"{self.config.block_size} (idx[:, -{self.config.block_size}:]) or start a new cache.")
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         if self.transformer.wpe is not None:  # positions (T,), or (B, T) for a BatchKVCache
             positions = cache.positions(T, idx.device) if cache is not None else torch.arange(T, device=idx.device)
