@@ -112,3 +112,18 @@ def test_the_live_recipe_gives_each_parameter_one_group_and_the_embedding_its_ow
     assert rate[id(model.lm_head.weight)] == 1e-3
     assert rate[id(model.transformer.h[0].attn.c_attn.weight)] == 0.03
     assert {g["momentum"] for g in muon.param_groups} == {0.8}
+
+
+@pytest.mark.parametrize("field, value", [("embedding_lr", -1.0), ("embedding_lr", float("nan")), ("lr", float("inf")),
+                                          ("muon_lr", -0.02), ("weight_decay", -0.1), ("muon_momentum", 1.0),
+                                          ("muon_momentum", 1.5), ("muon_momentum", None), ("embedding_lr", True),
+                                          ("lr", "3e-3" * 1000)])
+def test_a_live_recipe_setting_out_of_range_is_refused_by_name(field, value):
+    """Before any work: a negative embedding rate trained on (upside down), a momentum of 1.5 diverged silently."""
+    from gptlab.classroom.live import train_live
+    from gptlab.errors import SettingsError
+
+    config = LiveConfig(max_seconds=0.1, **{field: value})
+    with pytest.raises(SettingsError, match=f"LiveConfig.{field} must be") as caught:
+        next(train_live("To be, or not to be. " * 60, config))
+    assert len(str(caught.value)) < 200  # a huge value is shown shortened

@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..data import TINY_SHAKESPEARE, TokenSplits, get_batch, load_text
-from ..errors import GptlabError, InputError
+from ..errors import GptlabError, InputError, SettingsError, shown_value
 from ..generate import generate
 from ..models import ModelConfig, build_model
 from ..optim import Muon
@@ -113,6 +113,18 @@ def check_text(text: str | None) -> str:
     return text
 
 
+def check_recipe(config: LiveConfig) -> LiveConfig:
+    """The config, or SettingsError naming the first optimiser setting out of range: the learning rates and the
+    weight decay must be finite numbers >= 0, and Muon's momentum in 0..1 (1 excluded)."""
+    for name in ("lr", "embedding_lr", "muon_lr", "weight_decay", "muon_momentum"):
+        value = getattr(config, name)
+        top = 1.0 if name == "muon_momentum" else math.inf
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < top:
+            shown = "a number >= 0 and below 1" if top == 1.0 else "a finite number >= 0"
+            raise SettingsError(f"LiveConfig.{name} must be {shown}, got {shown_value(value)}.")
+    return config
+
+
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
     """torch's CPU thread count for this thread only, restored on exit (a server reuses its threads)."""
@@ -162,8 +174,10 @@ def train_live(text: str, config: LiveConfig = LiveConfig(), stop: threading.Eve
     Stops at ``max_seconds`` of ``clock`` (never above MAX_SECONDS; the reports' evaluations count) or
     when ``stop`` is set; the learning rates follow ``lr_scale`` of the same clock. Batches and the
     initial weights follow ``config.seed``; the number of steps depends on the machine's speed.
-    Raises InputError for a text too short or too long (``check_text``).
+    Raises InputError for a text too short or too long (``check_text``), SettingsError for an optimiser
+    setting out of range (``check_recipe``).
     """
+    check_recipe(config)
     text = check_text(text)
     data = source_of(text)
     limit = max(0.0, min(float(config.max_seconds), MAX_SECONDS))
