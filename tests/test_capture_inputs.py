@@ -81,3 +81,40 @@ def test_a_capture_keeps_its_values_while_the_model_runs_other_forwards(model):
     for name, t in held.items():
         assert torch.equal(first[name], t), name
     assert all(torch.equal(t, run_with_cache(model, ids())[1][name]) for name, t in held.items())
+
+
+def names_and_patterns(model: torch.nn.Module, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every hook point's name and what it saw, read by the walk hook_points did before it remembered them."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = [point.register_forward_hook(lambda _m, _i, out, path=path: seen.__setitem__(path, out.clone()))
+               for path, point in model.named_modules() if path.split(".")[-1].startswith("hook_")]
+    with torch.no_grad():
+        model(idx)
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("change", ["replace a block", "delete a block", "insert a block", "append a block"])
+def test_a_capture_follows_the_models_blocks_after_they_change(change):
+    """Hook points are remembered by name (641a1f3); blocks put in, taken out or moved afterwards must be captured
+    under their new module paths, not missed (a replaced block's points were silently absent: names listed
+    explicitly came back as an empty cache)."""
+    torch.manual_seed(0)
+    model = build_model(dataclasses.replace(CONFIG, n_layer=3)).eval()
+    block = type(model.transformer.h[0])(CONFIG).eval()  # built first: building registers modules
+    run_with_cache(model, ids())  # the hook points are remembered now
+    if change == "replace a block":
+        model.transformer.h[1] = block
+    elif change == "delete a block":
+        del model.transformer.h[1]
+    elif change == "insert a block":
+        model.transformer.h.insert(0, block)
+    else:
+        model.transformer.h.append(block)
+    expected = names_and_patterns(model, ids())
+    _, cache = run_with_cache(model, ids())
+    assert sorted(cache) == sorted(expected)
+    assert all(torch.equal(cache[name], t) for name, t in expected.items())
+    last = f"transformer.h.{len(model.transformer.h) - 1}.attn.hook_pattern"
+    assert list(run_with_cache(model, ids(), [last])[1]) == [last]
