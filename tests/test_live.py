@@ -146,3 +146,24 @@ def test_a_slot_is_released_when_the_run_fails():
     with pytest.raises(RuntimeError), slots.claim("ann"):
         raise RuntimeError("boom")
     assert slots.running == 0
+
+
+def test_threads_started_while_the_live_trainer_runs_keep_the_process_count():
+    """The live trainer sets its own thread's count; a thread the server starts meanwhile (another tab's
+    request) must begin with the process's count, not the trainer's (torch.set_num_threads set both)."""
+    import threading
+
+    from gptlab.classroom.live import _threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    try:
+        with _threads(1):
+            assert torch.get_num_threads() == 1
+            thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            thread.start()
+            thread.join()
+        assert seen == [2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

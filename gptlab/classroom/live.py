@@ -22,6 +22,7 @@ from ..checkpoint import Checkpoint
 from ..data import TINY_SHAKESPEARE, TokenSplits, get_batch, load_text
 from ..errors import GptlabError, InputError, SettingsError, shown_value
 from ..generate import generate
+from ..generate.threads import set_own_threads
 from ..models import ModelConfig, build_model
 from ..optim import Muon
 from ..prompts import sample_start
@@ -127,9 +128,9 @@ def check_recipe(config: LiveConfig) -> LiveConfig:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """torch's CPU thread count for this thread only, restored on exit (a server reuses its threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    """torch's CPU thread count for this thread only, restored on exit (a server reuses its threads); threads
+    started meanwhile keep the process's count (set_own_threads)."""
+    before = set_own_threads(n)
     try:
         yield
     finally:
