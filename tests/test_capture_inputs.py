@@ -5,6 +5,8 @@ bias it shares between forwards is read, never written)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 
 import pytest
 import torch
@@ -118,3 +120,20 @@ def test_a_capture_follows_the_models_blocks_after_they_change(change):
     assert all(torch.equal(cache[name], t) for name, t in expected.items())
     last = f"transformer.h.{len(model.transformer.h) - 1}.attn.hook_pattern"
     assert list(run_with_cache(model, ids(), [last])[1]) == [last]
+
+
+def test_a_captured_model_is_freed_as_soon_as_it_is_dropped():
+    """What a model remembers of its hook points holds no reference back to the model: a reference cycle would
+    keep a dropped model (and the engine's weak reference to it) alive until the garbage collector runs."""
+    torch.manual_seed(0)
+    model = build_model(dataclasses.replace(CONFIG, n_layer=3)).eval()
+    run_with_cache(model, ids())
+    model.transformer.h[1] = type(model.transformer.h[0])(CONFIG)
+    run_with_cache(model, ids())  # named again
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None
+    finally:
+        gc.enable()
