@@ -65,8 +65,9 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     return dict(model.__dict__["_hook_points"][2])
 
 
-def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | None) -> dict[str, HookPoint]:
-    points = hook_points(model)
+def _select(model: nn.Module, names: Sequence[str] | Callable[[str], bool] | None,
+            points: dict[str, HookPoint] | None = None) -> dict[str, HookPoint]:
+    points = hook_points(model) if points is None else points
     if names is None:
         return points
     if callable(names):
@@ -143,8 +144,9 @@ def run_with_cache(
     _check_ids(model, idx)
     cache: dict[str, torch.Tensor] = {}
     versions: dict[str, int] = {}  # each uncopied entry's count of in-place writes when it was captured
-    selected = _select(model, names)
-    copying = any(p._forward_hooks for p in hook_points(model).values())
+    points = hook_points(model)
+    selected = _select(model, names, points)
+    copying = any(p._forward_hooks for p in points.values())
 
     def store(name: str) -> Callable[[torch.Tensor], None]:
         def fn(t: torch.Tensor) -> None:
