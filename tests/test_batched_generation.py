@@ -240,3 +240,17 @@ def test_generate_ids_decodes_on_one_thread_and_the_caller_keeps_its_setting_bet
         handle.remove()
     assert len(inside) == 20 and set(inside) == {ENGINE_THREADS}
     assert set(between) == {caller}
+
+
+@pytest.mark.parametrize("name", ["gpt", "rope"])
+def test_a_big_batch_decoded_in_two_halves_at_once_gets_each_rows_own_tokens(models, name):
+    """From SPLIT_ROWS rows on, a step's forward runs as two halves (the second on a helper thread), each half
+    a view of its own rows: every row still gets generate_ids's tokens, across cache restarts."""
+    from gptlab.generate.engine import SPLIT_ROWS
+
+    model, tok = models[name]
+    jobs = [(tok.encode(PROMPTS[i % len(PROMPTS)])[: 3 + i], GenerationSettings(max_new_tokens=40, seed=50 + i))
+            for i in range(SPLIT_ROWS + 3)]
+    engine = GenerationEngine(model)
+    assert crowd(engine, jobs) == [list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert engine.peak_rows >= SPLIT_ROWS and engine._pool is not None  # the halves ran

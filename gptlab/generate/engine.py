@@ -21,6 +21,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from .threads import set_own_threads
 
 MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
 ENGINE_THREADS = 1  # intra-op threads of the engine's own thread (see _run)
+SPLIT_ROWS = 8  # from this many rows on, a step's forward runs as two halves at once (see _decode)
 _END = object()
 
 
@@ -71,6 +73,7 @@ class GenerationEngine:
         self._waiting: deque[_Row] = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the helper thread for the second half of a big batch
 
     @property
     def model(self) -> nn.Module:
@@ -222,16 +225,31 @@ class GenerationEngine:
             self._emit(self.rows[i], sample(logits[j, -1], self.rows[i].settings, self.rows[i].generator))
 
     def _decode(self) -> None:
-        """One forward for the newest token of every row, each at its own position."""
+        """One forward for the newest token of every row, each at its own position. From SPLIT_ROWS rows on, the
+        rows are split in two halves whose forwards run at once, one on a helper thread: each decodes on one
+        intra-op thread, so two halves use two cores."""
         last = torch.tensor([[row.context[-1]] for row in self.rows], device=self.device)  # (rows, 1)
+        model, n = self.model, len(self.rows)
         if self.stateless:
-            logits, _ = self.model(last)
+            logits, _ = model(last)
+        elif n < SPLIT_ROWS:
+            self.cache.begin(n)
+            logits, _ = model(last, cache=self.cache)
         else:
-            self.cache.begin(len(self.rows))
-            logits, _ = self.model(last, cache=self.cache)
+            half = n // 2
+            views = self.cache.rows_view(0, half), self.cache.rows_view(half, n)
+            second = self._helper().submit(_forward, model, last[half:], views[1])
+            first, _ = model(last[:half], cache=views[0])
+            logits = torch.cat([first, second.result()])
         tokens = sample_rows(logits[:, -1], [row.settings for row in self.rows], [row.generator for row in self.rows])
         for row, token in zip(self.rows, tokens, strict=True):
             self._emit(row, token)
+
+    def _helper(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gptlab-generate-half",
+                                            initializer=set_own_threads, initargs=(ENGINE_THREADS,))
+        return self._pool
 
     def _emit(self, row: _Row, token: int) -> None:
         row.context.append(token)
@@ -274,6 +292,12 @@ def _interrupted(exc: BaseException) -> RuntimeError:
     error = RuntimeError(f"Generation was interrupted inside the engine's thread ({exc!r}); try again.")
     error.__cause__ = exc
     return error
+
+
+def _forward(model: nn.Module, last: torch.Tensor, view) -> torch.Tensor:
+    """The logits of one half of the rows (no_grad is per thread, so the helper thread sets it too)."""
+    with torch.no_grad():
+        return model(last, cache=view)[0]
 
 
 _running: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()  # engines that have started a thread

@@ -4,7 +4,7 @@ Row r holds one request's keys and values, padded to the context: its first ``le
 are real, the rest are ignored. Each row continues at its own position, and ``key_bias`` stops a query
 from seeing keys its row has not reached, so a row's logits equal those of the same sequence decoded alone.
 The first ``rows`` rows take part in a forward; the caller (gptlab.generate.engine) keeps them packed and
-calls ``begin`` before each forward.
+calls ``begin`` before each forward (or takes ``rows_view``s of disjoint rows, one forward each).
 """
 
 from __future__ import annotations
@@ -35,11 +35,7 @@ class BatchLayerKV:
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new keys/values (rows, nh, T, hs) at each row's own positions; return (rows, nh, S, hs)."""
-        owner = self.owner
-        self.k[owner.picked, :, owner.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
-        self.v[owner.picked, :, owner.new_positions] = v.transpose(1, 2)
-        S = owner.key_bias.size(-1)
-        return self.k[: owner.rows, :, :S], self.v[: owner.rows, :, :S]
+        return _extend(self, self.owner.view, k, v)
 
     def put(self, row: int, kv, capacity: int, index: int) -> None:
         """Copy sequence ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``row``."""
@@ -67,34 +63,30 @@ class BatchKVCache:
     def __init__(self, n_layer: int, block_size: int, device: torch.device | str = "cpu",
                  max_rows: int | None = None) -> None:
         self.block_size, self.device, self.max_rows = block_size, torch.device(device), max_rows
-        self.rows = 0
         self.lengths: list[int] = []  # real positions per row
         self.layers = [BatchLayerKV(self) for _ in range(n_layer)]
-        self.new_positions = self.picked = self.key_bias = None  # set by begin
-        self._past = 0
+        self.view: RowsView | None = None  # set by begin
 
     @property
     def length(self) -> int:
         """The longest taking part row before this forward (what the context check needs)."""
-        return self._past
+        return self.view.length if self.view is not None else 0
+
+    @property
+    def key_bias(self) -> torch.Tensor:
+        return self.view.key_bias
 
     def begin(self, rows: int, T: int = 1) -> None:
         """Rows 0..rows-1 feed T tokens next: their positions, and the mask of the keys each query may see."""
-        self.rows = rows
-        lengths = torch.tensor(self.lengths[:rows], dtype=torch.long, device=self.device)
-        self.new_positions = lengths[:, None] + torch.arange(T, device=self.device)  # (rows, T)
-        self.picked = torch.arange(rows, device=self.device)[:, None]  # (rows, 1)
-        self._past = max(self.lengths[:rows], default=0)
-        # query t of row r sits at position lengths[r] + t and may see keys 0..that position, not the padding
-        S = self._past + T
-        visible = torch.arange(S, device=self.device) <= self.new_positions[:, None, :, None]  # (rows, 1, T, S)
-        # added to the scores: made once a step, read by every layer
-        self.key_bias = torch.zeros(visible.shape, device=self.device).masked_fill(~visible, float("-inf"))
-        self.lengths[:rows] = [n + T for n in self.lengths[:rows]]
+        self.view = self.rows_view(0, rows, T)
+
+    def rows_view(self, lo: int, hi: int, T: int = 1) -> RowsView:
+        """Rows lo..hi-1 feed T tokens next, in a forward of their own: pass the view as the model's cache."""
+        return RowsView(self, lo, hi, T)
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         """Each taking part row's positions for its T new tokens, (rows, T)."""
-        return self.new_positions.to(device)
+        return self.view.positions(T, device)
 
     def row_length(self, row: int) -> int:
         return self.lengths[row]
@@ -119,3 +111,57 @@ class BatchKVCache:
         for layer in self.layers:
             layer.move(src, dst, self.lengths[src])
         self.lengths[dst] = self.lengths[src]
+
+
+class RowsView:
+    """Rows lo..hi-1 of a BatchKVCache for one forward, each feeding T new tokens at its own position: what the
+    model reads as its cache. It has its own positions and mask and shares the storage, so views of disjoint
+    rows can run their forwards at the same time (gptlab.generate.engine splits a big batch in two)."""
+
+    def __init__(self, cache: BatchKVCache, lo: int, hi: int, T: int = 1) -> None:
+        self.lo, self.hi, device = lo, hi, cache.device
+        lengths = torch.tensor(cache.lengths[lo:hi], dtype=torch.long, device=device)
+        self.new_positions = lengths[:, None] + torch.arange(T, device=device)  # (rows, T)
+        self.picked = torch.arange(lo, hi, device=device)[:, None]  # (rows, 1)
+        self.length = max(cache.lengths[lo:hi], default=0)
+        # query t of row r sits at position lengths[r] + t and may see keys 0..that position, not the padding
+        visible = torch.arange(self.length + T, device=device) <= self.new_positions[:, None, :, None]
+        # added to the scores (rows, 1, T, S): made once a forward, read by every layer
+        self.key_bias = torch.zeros(visible.shape, device=device).masked_fill(~visible, float("-inf"))
+        cache.lengths[lo:hi] = [n + T for n in cache.lengths[lo:hi]]
+        self.layers = [_LayerView(self, layer) for layer in cache.layers]
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        """Each row's positions for its T new tokens, (rows, T)."""
+        return self.new_positions.to(device)
+
+
+class _LayerView:
+    """One layer of a RowsView: the LayerKV interface the attention reads."""
+
+    def __init__(self, view: RowsView, storage: BatchLayerKV) -> None:
+        self.view, self.storage = view, storage
+
+    @property
+    def length(self) -> int:
+        return self.view.length
+
+    @property
+    def key_bias(self) -> torch.Tensor:
+        return self.view.key_bias
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        return self.view.positions(T, device)
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _extend(self.storage, self.view, k, v)
+
+
+def _extend(storage: BatchLayerKV, view: RowsView, k: torch.Tensor, v: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write a view's new keys/values (rows, nh, T, hs) at each row's own positions; return its rows' keys and
+    values so far, (rows, nh, S, hs) with S the view's longest row plus T."""
+    storage.k[view.picked, :, view.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
+    storage.v[view.picked, :, view.new_positions] = v.transpose(1, 2)
+    S = view.key_bias.size(-1)
+    return storage.k[view.lo:view.hi, :, :S], storage.v[view.lo:view.hi, :, :S]
