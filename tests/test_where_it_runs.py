@@ -42,6 +42,7 @@ SPACE_UID = 1000  # the user a Space runs its app as
 SPACE_ID = "you/gptlab"
 # Known and harmless on a Space: Gradio starts its dev-mode reloader when SYSTEM=spaces, and that
 # needs the `spaces` package, which Spaces preinstall (requirements.txt does not, and need not, list it).
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b")
 HARMLESS_LOG_ERRORS = ("RuntimeError: `spaces` package is required to run hot-reloading in Spaces",)
 # Switches that would stop the network from inside the process; the offline run must do without them.
 OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "GRADIO_ANALYTICS_ENABLED", "TRANSFORMERS_OFFLINE")
@@ -79,7 +80,10 @@ def log_errors(log: str) -> list[str]:
     found = []
     for block in log.split("Traceback (most recent call last):")[1:]:
         lines = [line for line in block.splitlines() if line and not line.startswith(" ")]
-        found.append(lines[0] if lines else block.strip()[:200])
+        # the exception's own line: another thread's output can land between a traceback's lines (the CI run
+        # of 7eddb6a found "* Running on local URL" there, before the harmless RuntimeError)
+        raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+        found.append(raised[0] if raised else lines[0] if lines else block.strip()[:200])
     found += [line for line in log.splitlines() if "Permission denied" in line or "PermissionError" in line]
     return sorted({e for e in found if e not in HARMLESS_LOG_ERRORS})
 
