@@ -10,6 +10,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -87,6 +89,22 @@ def tiny_checkpoints(tmp_path_factory, tiny_text) -> dict[str, Path]:
         metrics = {"best": {"step": 60, "val_loss": 2.5, "train_loss": 2.4}, "history": []}
         folders[name] = save_checkpoint(root / name, model, tokenizer, metrics=metrics)
     return folders
+
+
+@contextmanager
+def served_shelf(root: Path, tiny_checkpoints: dict[str, Path], tiny_text: str) -> Iterator[tuple]:
+    """The app on 127.0.0.1 over an ``app_shelf`` in ``root``: (catalog, demo, url), closed on exit."""
+    from gptlab.classroom.catalog import Catalog
+    from gptlab_app import build_app, launch_options
+
+    shelf = app_shelf(root, tiny_checkpoints, tiny_text)
+    catalog = Catalog.from_sources(shelf).load_all()
+    demo = build_app(catalog, str(shelf))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options(shelf))
+    try:
+        yield catalog, demo, url
+    finally:
+        demo.close()
 
 
 def app_shelf(root: Path, tiny_checkpoints: dict[str, Path], tiny_text: str) -> Path:

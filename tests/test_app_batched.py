@@ -7,14 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import app_shelf
+from conftest import served_shelf
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from gptlab import GenerationSettings, generate
 from gptlab.classroom.catalog import Catalog
 from gptlab.generate import engine_for
-from gptlab_app import build_app, launch_options
 from gptlab_app.common import MAX_THREADS, SAMPLE_CONCURRENCY
 
 PROMPT = "First Citizen:\n"
@@ -23,12 +22,8 @@ CLASS = 30
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_checkpoints, tiny_text):
-    shelf = app_shelf(tmp_path_factory.mktemp("shelf"), tiny_checkpoints, tiny_text)
-    catalog = Catalog.from_sources(shelf).load_all()
-    demo = build_app(catalog, str(shelf))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options(shelf))
-    yield catalog, demo, url
-    demo.close()
+    with served_shelf(tmp_path_factory.mktemp("shelf"), tiny_checkpoints, tiny_text) as served_app:
+        yield served_app
 
 
 def library_text(catalog: Catalog, name: str, tokens: int, seed: int, temperature: float = 0.8) -> str:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import app_shelf
+from conftest import served_shelf
 from gradio_client import Client
 
-from gptlab.classroom.catalog import Catalog
 from gptlab.generate import engine_for
-from gptlab_app import build_app, launch_options
 from gptlab_app.common import MAX_NEW_TOKENS
 
 STEP_S = 0.02  # each forward of the served gpt is made this much slower, so a request outlasts the Stop
@@ -20,12 +18,8 @@ WAIT_S = 60.0  # a guard against a hang, never a speed goal
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_checkpoints, tiny_text):
-    shelf = app_shelf(tmp_path_factory.mktemp("shelf"), tiny_checkpoints, tiny_text)
-    catalog = Catalog.from_sources(shelf).load_all()
-    demo = build_app(catalog, str(shelf))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options(shelf))
-    yield catalog, url
-    demo.close()
+    with served_shelf(tmp_path_factory.mktemp("shelf"), tiny_checkpoints, tiny_text) as (catalog, _, url):
+        yield catalog, url
 
 
 def wait_for(condition, what: str) -> None:
