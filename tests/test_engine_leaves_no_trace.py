@@ -52,7 +52,7 @@ def test_the_batch_cache_holds_no_more_rows_than_the_engine_decodes_together():
     assert len(firsts) == 3 and all(len(list(stream)) == 5 for stream in streams)
     assert engine.peak_rows == 2
     assert len(engine.cache.lengths) <= 2
-    assert all(layer.k.size(0) <= 2 and layer.v.size(0) <= 2 for layer in engine.cache.layers)
+    assert all(layer.k.size(0) <= 2 and layer.v.size(0) <= 2 for layer in engine.cache.storage)
 
 
 def test_a_forked_child_sets_its_own_count_without_waiting_for_the_parents_helper():

@@ -22,21 +22,6 @@ class BatchLayerKV:
         self.k: torch.Tensor | None = None  # allocated on the first put, when nh and hs are known
         self.v: torch.Tensor | None = None
 
-    @property
-    def length(self) -> int:
-        return self.owner.length
-
-    @property
-    def key_bias(self) -> torch.Tensor:
-        return self.owner.key_bias
-
-    def positions(self, T: int, device: torch.device) -> torch.Tensor:
-        return self.owner.positions(T, device)
-
-    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new keys/values (rows, nh, T, hs) at each row's own positions; return (rows, nh, S, hs)."""
-        return _extend(self, self.owner.view, k, v)
-
     def put(self, row: int, kv, capacity: int, index: int) -> None:
         """Copy sequence ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``row``."""
         if self.k is None or self.k.size(0) < capacity:
@@ -56,7 +41,7 @@ class BatchLayerKV:
 
 
 class BatchKVCache:
-    """One BatchLayerKV per layer and each row's length. Call ``begin(rows, T)`` before each forward:
+    """One BatchLayerKV per layer (``storage``) and each row's length. Call ``begin(rows, T)`` before each forward:
     rows 0..rows-1 then take part, each feeding T new tokens at its own positions. The storage grows as rows
     are put, to at most ``max_rows`` rows (None: no bound), and is kept for reuse."""
 
@@ -64,17 +49,18 @@ class BatchKVCache:
                  max_rows: int | None = None) -> None:
         self.block_size, self.device, self.max_rows = block_size, torch.device(device), max_rows
         self.lengths: list[int] = []  # real positions per row
-        self.layers = [BatchLayerKV(self) for _ in range(n_layer)]
+        self.storage = [BatchLayerKV(self) for _ in range(n_layer)]
         self.view: RowsView | None = None  # set by begin
+
+    @property
+    def layers(self) -> list[_LayerView]:
+        """What the model reads per layer in the forward after ``begin``."""
+        return self.view.layers
 
     @property
     def length(self) -> int:
         """The longest taking part row before this forward (what the context check needs)."""
         return self.view.length if self.view is not None else 0
-
-    @property
-    def key_bias(self) -> torch.Tensor:
-        return self.view.key_bias
 
     def begin(self, rows: int, T: int = 1) -> None:
         """Rows 0..rows-1 feed T tokens next: their positions, and the mask of the keys each query may see."""
@@ -102,13 +88,13 @@ class BatchKVCache:
                     raise IndexError(f"row {row} is past this cache's {self.max_rows} rows")
                 grown = min(grown, self.max_rows)
             self.lengths += [0] * (grown - len(self.lengths))
-        for layer, kv in zip(self.layers, cache.layers, strict=True):
+        for layer, kv in zip(self.storage, cache.layers, strict=True):
             layer.put(row, kv, len(self.lengths), index)
         self.lengths[row] = cache.length
 
     def move(self, src: int, dst: int) -> None:
         """Row ``src`` takes the place of row ``dst`` (whose contents are dropped)."""
-        for layer in self.layers:
+        for layer in self.storage:
             layer.move(src, dst, self.lengths[src])
         self.lengths[dst] = self.lengths[src]
 
@@ -129,7 +115,7 @@ class RowsView:
         # added to the scores (rows, 1, T, S): made once a forward, read by every layer
         self.key_bias = torch.zeros(visible.shape, device=device).masked_fill(~visible, float("-inf"))
         cache.lengths[lo:hi] = [n + T for n in cache.lengths[lo:hi]]
-        self.layers = [_LayerView(self, layer) for layer in cache.layers]
+        self.layers = [_LayerView(self, layer) for layer in cache.storage]
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         """Each row's positions for its T new tokens, (rows, T)."""
@@ -154,14 +140,10 @@ class _LayerView:
         return self.view.positions(T, device)
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _extend(self.storage, self.view, k, v)
-
-
-def _extend(storage: BatchLayerKV, view: RowsView, k: torch.Tensor, v: torch.Tensor
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Write a view's new keys/values (rows, nh, T, hs) at each row's own positions; return its rows' keys and
-    values so far, (rows, nh, S, hs) with S the view's longest row plus T."""
-    storage.k[view.picked, :, view.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
-    storage.v[view.picked, :, view.new_positions] = v.transpose(1, 2)
-    S = view.key_bias.size(-1)
-    return storage.k[view.lo:view.hi, :, :S], storage.v[view.lo:view.hi, :, :S]
+        """Write the view's new keys/values (rows, nh, T, hs) at each row's own positions; return its rows' keys
+        and values so far, (rows, nh, S, hs) with S the view's longest row plus T."""
+        view, storage = self.view, self.storage
+        storage.k[view.picked, :, view.new_positions] = k.transpose(1, 2)  # the indexed view is (rows, T, nh, hs)
+        storage.v[view.picked, :, view.new_positions] = v.transpose(1, 2)
+        S = view.key_bias.size(-1)
+        return storage.k[view.lo:view.hi, :, :S], storage.v[view.lo:view.hi, :, :S]
