@@ -167,10 +167,8 @@ class GenerationEngine:
             self._waiting.clear()
 
     def _run(self) -> None:
-        # one intra-op thread (decode_threads). Rows of small matrices gain little from a second thread (2.55 vs
-        # 2.1 s for 30 x 200 tokens of gpt on a quiet machine), and under a server's load the second thread's
-        # waits at every op cost more than it gives, while the other core serves the requests' streams. Threads
-        # started later keep the process's count (set_own_threads)
+        # one intra-op thread, for the reasons decode_threads gives; the second core serves the requests' streams
+        # and, from SPLIT_ROWS rows on, half of each step (_decode)
         set_own_threads(ENGINE_THREADS)
         while True:
             with self._lock:
@@ -278,10 +276,10 @@ def decode_threads() -> Iterator[None]:
 
     Decoding multiplies small matrices, one token (or one token per row) at a time: a second thread gains
     little, and when the cores are busy its waits at every op cost far more (300 tokens of gpt, batch 1, at
-    load 2.5 on 2 cores: 5-10 s on two threads, 0.9 s on one). OpenMP's thread count is per thread, so other
-    threads keep theirs.
+    load 2.5 on 2 cores: 5-10 s on two threads, 0.9 s on one). Threads started meanwhile keep the process's
+    count (set_own_threads); entering costs a round trip to its helper thread (about 22 us).
     """
-    previous = set_own_threads(ENGINE_THREADS)  # threads started meanwhile keep the process's count
+    previous = set_own_threads(ENGINE_THREADS)
     try:
         yield
     finally:
