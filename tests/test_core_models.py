@@ -137,3 +137,16 @@ def test_kv_cached_forward_matches_full_forward(name):
     torch.testing.assert_close(torch.cat([prefix, chunk, *steps], dim=1), full, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         model(x[:, :1], cache=cache)  # the cache is full: 16 + 1 > block_size
+
+
+def test_rotary_tables_made_while_generating_in_inference_mode_still_train():
+    # the rotary tables are made once per (head size, start, length) and shared: one first made inside
+    # torch.inference_mode must not be an inference tensor, or the training forward that reuses it fails backward
+    config = ModelConfig(kind="gpt", vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=8, pos="rope")
+    model = build_model(config)
+    idx = torch.randint(0, 11, (2, 13))  # a length no other test uses, so this call makes the tables
+    with torch.inference_mode():
+        model(idx)
+    _, loss = model(idx, targets=idx)
+    loss.backward()
+    assert model.lm_head.weight.grad is not None and torch.isfinite(model.lm_head.weight.grad).all()

@@ -10,6 +10,7 @@ dropout, and its fallback draws the mask the slow way (see dropout.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -37,6 +38,10 @@ class LayerKV:
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         """Absolute positions (T,) of the next T tokens."""
         return torch.arange(self.length, self.length + T, device=device)
+
+    def rotary(self, head_size: int, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos and sin for the next T tokens, each (T, hs/2)."""
+        return positions_rotary(head_size, self.length, T, device)
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.k is not None:
@@ -67,6 +72,17 @@ def rotary_tables(head_size: int, positions: torch.Tensor) -> tuple[torch.Tensor
     if positions.dim() == 2:
         angles = angles.unsqueeze(1)
     return angles.cos(), angles.sin()
+
+
+@functools.lru_cache(maxsize=512)
+def positions_rotary(head_size: int, start: int, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """rotary_tables for positions start..start + T - 1, made once and shared by every layer and call (read-only).
+
+    Made outside inference mode even when called inside it, so a table made while generating can later take
+    part in training (autograd refuses inference tensors).
+    """
+    with torch.inference_mode(False):
+        return rotary_tables(head_size, torch.arange(start, start + T, device=device))
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -131,9 +147,9 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:  # rows of a BatchKVCache each have their own positions
-            positions = kv.positions(T, x.device) if kv is not None else torch.arange(T, device=x.device)
-            cos, sin = rotary_tables(self.head_size, positions)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            cos, sin = (kv.rotary(self.head_size, T, x.device) if kv is not None
+                        else positions_rotary(self.head_size, 0, T, x.device))
+            q, k = apply_rotary(torch.stack([q, k]), cos, sin).unbind(0)  # one rotation for both: fewer ops
         listening = self.listening
         if listening:
             q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)

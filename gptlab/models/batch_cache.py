@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .attention import KVCache
+from .attention import KVCache, rotary_tables
 
 
 class BatchLayerKV:
@@ -116,10 +116,17 @@ class RowsView:
         self.key_bias = torch.zeros(visible.shape, device=device).masked_fill(~visible, float("-inf"))
         cache.lengths[lo:hi] = [n + T for n in cache.lengths[lo:hi]]
         self.layers = [_LayerView(self, layer) for layer in cache.storage]
+        self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # per head size, made by the first layer
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         """Each row's positions for its T new tokens, (rows, T)."""
         return self.new_positions.to(device)
+
+    def rotary(self, head_size: int, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos and sin for each row's T new tokens, each (rows, 1, T, hs/2), made once per forward."""
+        if head_size not in self._rotary:
+            self._rotary[head_size] = rotary_tables(head_size, self.positions(T, device))
+        return self._rotary[head_size]
 
 
 class _LayerView:
@@ -138,6 +145,9 @@ class _LayerView:
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         return self.view.positions(T, device)
+
+    def rotary(self, head_size: int, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.view.rotary(head_size, T, device)
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the view's new keys/values (rows, nh, T, hs) at each row's own positions; return its rows' keys
