@@ -111,6 +111,25 @@ def test_errors_come_before_any_work(models):
     assert list(engine.stream(tok.encode("First"), GenerationSettings(max_new_tokens=0))) == []
 
 
+def test_token_ids_as_a_tensor_or_a_bad_kind_are_one_check_for_both_paths(models):
+    model, tok = models["gpt"]
+    engine = GenerationEngine(model)
+    settings = GenerationSettings(max_new_tokens=8, seed=3)
+    ids = tok.encode("First")
+    expected = list(generate_ids(model, ids, settings))
+    assert list(generate_ids(model, torch.tensor(ids), settings)) == expected  # a 1-D integer tensor is taken
+    assert list(engine.stream(torch.tensor(ids), settings)) == expected
+    bad = {  # each with the words its message must say
+        "no tokens": [], "whole numbers in 0..": [tok.vocab_size], "1-D integer tensor": torch.tensor([ids]),
+        "one row of whole numbers": torch.tensor([0.5, 1.0]), "not str": "First",
+    }
+    for message, bad_ids in bad.items():
+        for start in (generate_ids, lambda _, ids, s: engine.stream(ids, s)):
+            with pytest.raises(SettingsError, match=message):
+                next(start(model, bad_ids, settings))
+    wait_for(lambda: engine.active == 0)  # the finished row leaves at the engine's next step; no bad one joined
+
+
 def test_batched_text_equals_the_one_sequence_text(models):
     model, tok = models["rope"]
     settings = GenerationSettings(max_new_tokens=50, seed=5)

@@ -11,11 +11,10 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-from ..errors import SettingsError
 from ..prompts import sample_start
 from ..sampling import MAX_NEW_TOKENS, GenerationSettings, sample
 from ..tokenizers import Errors, IncrementalDecoder, Tokenizer
-from .engine import GenerationEngine, decode_threads, engine_for
+from .engine import GenerationEngine, checked_ids, decode_threads, engine_for
 
 __all__ = ["GenerationEngine", "engine_for", "generate", "generate_ids", "stream_text"]
 
@@ -29,12 +28,12 @@ def generate_ids(
     Context is cropped to the model's block_size. With the KV cache, each step feeds only the
     newest token; when the cache is full it restarts from the last half of the context (absolute
     position embeddings cannot slide), so outputs match the uncached path up to block_size tokens.
-    Raises SettingsError for no ids or a setting of the wrong type or out of range (a seed of 1.5), before
+    ``ids``: a list of ints or a 1-D integer tensor. Raises SettingsError for ids ``checked_ids`` refuses (none,
+    another type, outside the vocabulary) or a setting of the wrong type or out of range (a seed of 1.5), before
     any work; the count is not capped here (``generate`` and the app cap it). Each step's forward runs on
     ``decode_threads`` (one intra-op thread), as the generation engine's do.
     """
-    if not ids:
-        raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+    ids = checked_ids(ids, model.config.vocab_size)
     settings.validate(max_new_tokens=None)
     block = model.config.block_size
     device = next(model.parameters()).device

@@ -100,12 +100,12 @@ class GenerationEngine:
         return len(self.rows)
 
     def stream(self, ids: list[int], settings: GenerationSettings) -> Iterator[int]:
-        """New token ids (ints) after the prompt ``ids`` (a list of ints, cropped to the last block_size), one at
-        a time: the same ones ``generate_ids`` yields for these ids and settings (logits equal within float
-        tolerance). Blocks until each is made. Closing the iterator frees its row.
+        """New token ids (ints) after the prompt ``ids`` (a list of ints or a 1-D integer tensor, cropped to the
+        last block_size), one at a time: the same ones ``generate_ids`` yields for these ids and settings (logits
+        equal within float tolerance). Blocks until each is made. Closing the iterator frees its row.
 
-        Raises SettingsError for no ids, an id outside the vocabulary, out-of-range settings or a model in
-        training mode with dropout > 0 (call ``model.eval()`` first), before any work.
+        Raises SettingsError for ids ``checked_ids`` refuses, out-of-range settings or a model in training mode
+        with dropout > 0 (call ``model.eval()`` first), before any work.
         """
         with closing(self.stream_chunks(ids, settings)) as chunks:  # closing this iterator frees the row at once
             for chunk in chunks:
@@ -122,13 +122,9 @@ class GenerationEngine:
                 "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
                 "Call model.eval() before generating."
             )
-        if not ids:
-            raise SettingsError("The prompt encodes to no tokens; give at least one character.")
         # checked here, not in the engine thread, where a bad row would fail every request in its batch
+        ids = checked_ids(ids, model.config.vocab_size)
         settings.validate()
-        vocab = model.config.vocab_size
-        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab for i in ids):
-            raise SettingsError(f"Token ids must be whole numbers in 0..{vocab - 1} for this model.")
         if settings.max_new_tokens == 0:
             return
         with self._lock:
@@ -284,6 +280,26 @@ def decode_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def checked_ids(ids, vocab_size: int) -> list[int]:
+    """A prompt's token ids as a list of ints: a list or tuple of ints, or a 1-D integer tensor or array.
+
+    Raises SettingsError for no ids, another shape or type, or an id outside 0..vocab_size - 1.
+    """
+    if isinstance(ids, torch.Tensor) or hasattr(ids, "tolist"):  # a tensor or a NumPy array
+        if getattr(ids, "ndim", None) != 1 or (isinstance(ids, torch.Tensor) and ids.is_floating_point()):
+            raise SettingsError(f"Token ids must be one row of whole numbers (a 1-D integer tensor); got shape "
+                                f"{tuple(ids.shape)}, {ids.dtype}.")
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+        raise SettingsError(f"Token ids must be a list of whole numbers, not {type(ids).__name__} (encode text with "
+                            "the tokenizer first).")
+    if not ids:
+        raise SettingsError("The prompt encodes to no tokens; give at least one character.")
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab_size for i in ids):
+        raise SettingsError(f"Token ids must be whole numbers in 0..{vocab_size - 1} for this model.")
+    return list(ids)
 
 
 def _interrupted(exc: BaseException) -> RuntimeError:
