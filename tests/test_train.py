@@ -186,6 +186,16 @@ def test_ctrl_c_saves_and_resume_continues(tiny_text_file, tmp_path):
     assert load_checkpoint(out).metrics["history"][-1]["step"] > 0
 
 
+def test_the_recorded_learning_rate_follows_the_clock_when_time_runs_out_first(tiny_text_file, tmp_path):
+    """With max_time, the rate decays on whichever runs out first; the history records the rate used, not the
+    one the step count alone gives (which stayed near the peak in an 80-minute run with a far max_iters)."""
+    out = tmp_path / "timed"
+    train(tiny_config(tiny_text_file, out, "max_iters=1000000", "max_time=1.5", "lr=1e-2"))
+    last = history(out)[-1]
+    assert last["time_s"] > 1.0 and last["step"] < 10_000  # the clock, not the steps, ended it
+    assert last["lr"] < 0.5e-2  # 1.5 s of 1.5: the cosine is near its floor (0.1 of the peak)
+
+
 def test_a_resume_with_nothing_left_to_train_says_so(tiny_text_file, tmp_path):
     """A state at (or past) the end of the run asked for: its step and the key to raise, not a missing file."""
     done = tmp_path / "done"

@@ -32,7 +32,7 @@ def evaluate_and_save(run: Run, step: int) -> None:
     row = {"step": step, "train_loss": distributed.mean_across(losses["train"], run.info),
            "val_loss": distributed.mean_across(losses["val"], run.info), "tokens": state.tokens,
            "time_s": round(state.train_time_s, 2), "wall_s": round(state.wall_s, 2),
-           "lr": lr_factor(step, config) * config.lr}
+           "lr": lr_factor(step, config, state.train_time_s) * config.lr}  # the rate this step trained at
     if not run.info.is_main:
         return
     row["sample"] = sample_text(run.raw_model, run.tokenizer, config)
