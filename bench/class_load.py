@@ -75,8 +75,8 @@ async def press(http, url: str, session: str, fn_index: int, data: list, timeout
         return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
 
-async def _class(url: str, users: int, chars: int, model: str, alone_repeats: int, timeout: float
-                 ) -> tuple[list[float], list[dict[str, Any]], float]:
+async def _class(url: str, users: int, chars: int, model: str, alone_repeats: int, timeout: float, app_pid: int
+                 ) -> tuple[list[float], list[dict[str, Any]], float, float]:
     import httpx
 
     config = httpx.get(f"{url}/config", timeout=30).json()
@@ -94,10 +94,10 @@ async def _class(url: str, users: int, chars: int, model: str, alone_repeats: in
                 alone.append(result["first_s"])
         sessions = [uuid.uuid4().hex for _ in range(users)]
         await asyncio.gather(*(press(http, url, s, open_page, [], timeout) for s in sessions))  # pages open
-        cpu = own_cpu_seconds()
+        cpu, app_cpu = own_cpu_seconds(), cpu_seconds(app_pid)
         results = await asyncio.gather(*(press(http, url, s, generate, settings(i, 1000 + i), timeout)
                                          for i, s in enumerate(sessions)))
-        return alone, list(results), own_cpu_seconds() - cpu
+        return alone, list(results), own_cpu_seconds() - cpu, cpu_seconds(app_pid) - app_cpu
 
 
 def class_at_once(users: int = 30, chars: int = 200, model: str = "gpt", alone_repeats: int = 5,
@@ -107,7 +107,8 @@ def class_at_once(users: int = 30, chars: int = 200, model: str = "gpt", alone_r
     proc, url = start_app(checkpoints, model, log)
     try:
         load_before, cpu_before = os.getloadavg(), cpu_seconds(proc.pid)
-        alone, results, learners_cpu = asyncio.run(_class(url, users, chars, model, alone_repeats, timeout))
+        alone, results, learners_cpu, class_cpu = asyncio.run(
+            _class(url, users, chars, model, alone_repeats, timeout, proc.pid))
         load_after, app_cpu = os.getloadavg(), cpu_seconds(proc.pid) - cpu_before
     finally:
         stop_app(proc)
@@ -123,6 +124,7 @@ def class_at_once(users: int = 30, chars: int = 200, model: str = "gpt", alone_r
         "done_max_s": rounded(max(dones, default=None)),
         "pieces_p50": median([r["pieces"] for r in results if "pieces" in r]) if dones else None,
         "alone_first_ms": rounded(1e3 * median(alone)) if alone else None, "app_cpu_s": round(app_cpu, 2),
+        "app_cpu_class_s": round(class_cpu, 2),
         "learners_cpu_s": round(learners_cpu, 2),
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "before_engine": BEFORE, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -141,7 +143,8 @@ def rows(result: dict[str, Any], options: Options) -> list[Row]:
         Row(f"{n} learners at once: completion, p95", result["done_p95_s"], "s",
             f"p95 ≤ {TARGETS['done_p95_s']:g} s", judge(result["done_p95_s"], TARGETS["done_p95_s"], False, options),
             load1=load, note=f"p50 {result['done_p50_s']} s, last {result['done_max_s']} s; the app used "
-                             f"{result['app_cpu_s']} CPU-s, the learners {result['learners_cpu_s']}; "
+                             f"{result['app_cpu_s']} CPU-s in all, {result.get('app_cpu_class_s')} of them while the "
+                             f"class ran, the learners {result['learners_cpu_s']}; "
                              f"before the engine p50 {was['done_p50_s']} s, last {was['done_max_s']} s"),
         Row(f"{n} learners at once: failures", result["failed"], "", "0",
             None if options.quick else result["failed"] == 0, load1=load),
