@@ -77,7 +77,9 @@ def picker_updates(config: ModelConfig | None, layer=None, head=None, best: bool
 
     Sliders run 0..top; one from 0 to 0 cannot be drawn, so it keeps 0..1 and is locked when there is
     one choice. With ``best`` (the Lessons tab's number fields) -1 means "the best head" and is the lowest.
-    ``config`` None (no such model yet) leaves both as they are.
+    ``config`` None (no such model yet) leaves both as they are. A value kept is not sent back: the values
+    passed in were read when the model changed, and a draw that answered since (a lesson resolving "the best
+    head" to layer 0, say) must not be overwritten by them.
     """
     if config is None:
         return gr.update(), gr.update()
@@ -85,9 +87,8 @@ def picker_updates(config: ModelConfig | None, layer=None, head=None, best: bool
 
     def fit(value, top: int) -> dict:
         keep = isinstance(value, (int, float)) and low <= value <= top and float(value).is_integer()
-        value = int(value) if keep else low
-        return gr.update(maximum=top, value=value) if best else gr.update(maximum=max(top, 1), value=value,
-                                                                             interactive=top > 0)
+        bounds = {"maximum": top} if best else {"maximum": max(top, 1), "interactive": top > 0}
+        return gr.update(**bounds) if keep else gr.update(**bounds, value=low)
 
     return fit(layer, config.n_layer - 1), fit(head, config.n_head - 1)
 

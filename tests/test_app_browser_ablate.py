@@ -58,6 +58,11 @@ def test_the_which_head_lesson_draws_the_head_the_model_needs_most(page):
     assert f"Switching off layer {layer}, head {head} alone" in caption
     assert f"({rise:+.4f}): the most of all 12 heads" in caption
     page.wait_for_selector("#les-heatmap .js-plotly-plot .hm")
-    assert page.input_value("#les-layer input") == str(layer) and page.input_value("#les-head input") == str(head)
+    # the head fields take the resolved head (they held the link's -1, "any") in the same answer; under load the
+    # browser may paint them a moment after the caption, so wait for them rather than read them at once
+    page.wait_for_function(
+        "([layer, head]) => document.querySelector('#les-layer input')?.value === layer"
+        " && document.querySelector('#les-head input')?.value === head", arg=[str(layer), str(head)], timeout=30_000)
+    assert f"blocks · layer {layer} · head {head}" in page.locator("#les-heatmap .gtitle").text_content()
     assert plot_width(page, "#les-heatmap") > 300
     page.screenshot(path=str(SHOTS / "lesson-which-head.png"), full_page=True)
