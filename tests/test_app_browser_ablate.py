@@ -58,8 +58,8 @@ def test_the_which_head_lesson_draws_the_head_the_model_needs_most(page):
     assert f"Switching off layer {layer}, head {head} alone" in caption
     assert f"({rise:+.4f}): the most of all 12 heads" in caption
     page.wait_for_selector("#les-heatmap .js-plotly-plot .hm")
-    # the head fields take the resolved head (they held the link's -1, "any") in the same answer; under load the
-    # browser may paint them a moment after the caption, so wait for them rather than read them at once
+    # the head fields end on the resolved head: the model change's picker answer, which may land later, used to
+    # write the link's stale -1 ("best") back over them (gptlab_app/pickers.py keeps a kept value unsent)
     page.wait_for_function(
         "([layer, head]) => document.querySelector('#les-layer input')?.value === layer"
         " && document.querySelector('#les-head input')?.value === head", arg=[str(layer), str(head)], timeout=30_000)

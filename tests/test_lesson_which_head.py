@@ -98,9 +98,8 @@ def test_the_lesson_describes_its_head_as_the_head_labels_do():
     page = draw_lesson(checkpoint, lesson_view("which-head", "gpt"))
     layer, head = page.view.layer, page.view.head
     view = attention_view(checkpoint.model, checkpoint.tokenizer, page.view.prompt)
-    label = label_heads([view.patterns[layer]], view.labels)[0][head]
-    sentence = describe(label).replace("Layer 0,", f"Layer {layer},", 1)
-    assert sentence.split(";")[0] in page.summary, (sentence, page.summary)
+    label = label_heads(view.patterns, view.tokens, view.ids)[layer][head]
+    assert describe(label) in page.summary, (describe(label), page.summary)
 
 
 def test_a_stripe_any_number_back_is_found_and_titled():

@@ -287,7 +287,7 @@ def checked_ids(ids, vocab_size: int) -> list[int]:
 
     Raises SettingsError for no ids, another shape or type, or an id outside 0..vocab_size - 1.
     """
-    if isinstance(ids, torch.Tensor) or hasattr(ids, "tolist"):  # a tensor or a NumPy array
+    if hasattr(ids, "tolist"):  # a tensor or a NumPy array
         if getattr(ids, "ndim", None) != 1 or (isinstance(ids, torch.Tensor) and ids.is_floating_point()):
             raise SettingsError(f"Token ids must be one row of whole numbers (a 1-D integer tensor); got shape "
                                 f"{tuple(ids.shape)}, {ids.dtype}.")
