@@ -24,6 +24,7 @@ from renderer_marks import NEEDS_RENDERER
 from gptlab.errors import ExportError, GptlabError
 from gptlab.figures import attention_heatmap
 from gptlab.figures.export import (
+    _kill_tree,
     attention_csv,
     attention_json,
     browser_available,
@@ -142,6 +143,37 @@ def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path
             figure_image(fig, "svg", timeout_s=3)
         assert time.monotonic() - start < 3 + 10  # the limit, plus killing the worker on a loaded machine
     assert _processes_running(str(stuck)) == []  # neither the worker's browser nor its wrapper is left behind
+
+
+_SPAWNER = """
+import subprocess, sys, time
+for _ in range(400):  # like a worker starting its browser in a session of its own, over and over (2 s)
+    subprocess.Popen(["/bin/sh", "-c", "sleep 600; :", sys.argv[1]], start_new_session=True)
+    time.sleep(0.005)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browsers are shell commands; "
+                    "the leftover-process check reads /proc")
+@pytest.mark.timeout(120)
+def test_a_worker_killed_while_it_starts_browsers_leaves_none_behind(tmp_path):
+    """The fresh-clone CI run once found a stuck browser's wrapper alive after the time limit: it was
+    started while the worker was being killed. Killing a worker that starts browsers at that very moment
+    must leave none of them (nor what they started) running."""
+    for attempt in range(3):  # the moment is a race: three tries catch the old kill nearly always
+        marker = f"stand-in-browser-{tmp_path.name}-{attempt}"
+        worker = subprocess.Popen([sys.executable, "-c", _SPAWNER, marker])
+        try:
+            time.sleep(0.3)  # it is starting browsers now
+            assert worker.poll() is None
+            _kill_tree(worker)
+            assert _processes_running(marker) == []
+        finally:
+            worker.kill()
+            worker.wait()
+            if _processes_running(marker):  # leave the machine clean even when the test fails
+                subprocess.run(["pkill", "-KILL", "-f", marker], check=False)
 
 
 @NEEDS_RENDERER

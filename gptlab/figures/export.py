@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import csv
 import functools
 import io
@@ -19,7 +20,6 @@ import json
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+import psutil
 import torch
 
 from ..errors import ExportError
@@ -268,25 +269,42 @@ class _Renderer:
             self._stop()
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Kill the worker and the browser it started. The browser runs in a session of its own (kaleido's
-    driver starts it so) and would outlive the worker: on Linux its group is found in /proc and killed."""
-    groups = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state ppid pgrp ...
-        except (OSError, IndexError):
-            continue  # gone already, or not ours to read
-        if int(fields[1]) == proc.pid:
-            groups.add(int(fields[2]))
+def _kill_tree(proc: subprocess.Popen, wait_s: float = 5.0) -> None:
+    """Kill the worker and every process under it, and wait (up to ``wait_s`` seconds) until they are gone.
+
+    The browser runs in a session of its own (kaleido's driver starts it so) and would outlive the
+    worker. The whole tree is stopped (SIGSTOP) before it is listed, so a browser that the worker is
+    starting at that very moment cannot slip out between the listing and the kill; then everything in
+    it is killed. A process counts as gone when it has exited or is a zombie (dead, not yet reaped).
+    """
+    try:
+        root = psutil.Process(proc.pid)
+        tree = {root.pid: root}
+        frozen: set[int] = set()
+        while len(frozen) < len(tree):  # until a listing finds nothing new: frozen processes cannot fork
+            for pid, process in tree.items():
+                if pid not in frozen:
+                    frozen.add(pid)
+                    with contextlib.suppress(psutil.Error):
+                        process.suspend()
+            with contextlib.suppress(psutil.Error):
+                tree.update((child.pid, child) for child in root.children(recursive=True))
+    except psutil.NoSuchProcess:  # the worker has exited; its browser, if any, went with it
+        tree = {}
+    for process in tree.values():
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     proc.kill()
     proc.wait()
-    for group in groups:
-        try:
-            if group != os.getpgrp():  # a child still in our own group dies with the worker
-                os.killpg(group, signal.SIGKILL)
-        except OSError:
-            pass
+    deadline = time.monotonic() + wait_s
+    for process in tree.values():
+        while time.monotonic() < deadline:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
 
 
 def _pump(stream, replies: queue.Queue) -> None:
