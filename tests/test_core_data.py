@@ -16,6 +16,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from network_namespace import in_network_namespace
 
 from gptlab import DataError, GptlabError, TokenSplits, get_batch, load_text
 from gptlab.data import SHIPPED_TINY_SHAKESPEARE, read_tiny_shakespeare
@@ -105,30 +106,16 @@ def test_missing_copy_is_refused_with_a_clear_message(tmp_path):
         read_tiny_shakespeare(tmp_path / "gone.xz")
 
 
-def _network_namespace_refusal() -> str | None:
-    """Why a private network namespace cannot be made here (None if it can)."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare or ip is not installed"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
-    return None if probe.returncode == 0 else f"unshare -n is refused here (needs root): {probe.stderr.strip()}"
-
-
 @pytest.mark.slow
 def test_training_on_tiny_shakespeare_needs_no_network(tmp_path):
     """`python -m train bigram` on the default corpus, in a network namespace that has loopback only."""
-    refusal = _network_namespace_refusal()
-    if refusal:
-        # like the real-tmpfs tests: a laptop without root skips; CI (root) sets GPTLAB_REQUIRE_MOUNT=1
-        if os.environ.get("GPTLAB_REQUIRE_MOUNT") == "1":
-            pytest.fail(refusal)
-        pytest.skip(refusal)
+    prefix = in_network_namespace()  # skips without root (fails under GPTLAB_REQUIRE_MOUNT=1, as in CI)
     out = tmp_path / "bigram"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTLAB_")}
     env |= {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
     train = [sys.executable, "-m", "train", "bigram", "max_iters=5", "eval_interval=5", "eval_iters=1",
              "sample_tokens=20", "snapshots=", "progress=false", "threads=1", f"out={out}"]
-    script = "ip link set lo up && exec " + " ".join(f"'{a}'" for a in train)
-    done = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=tmp_path, env=env,
+    done = subprocess.run([*prefix, *train], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (out / "model.safetensors").is_file()

@@ -34,6 +34,7 @@ import httpx
 import pytest
 from app_process import REPO, START_LIMIT_S, free_port
 from every_endpoint import check_all
+from network_namespace import in_network_namespace
 from renderer_marks import NEEDS_RENDERER
 
 pytestmark = pytest.mark.slow
@@ -255,28 +256,6 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 # ---- a classroom with no network --------------------------------------------------------------------
-
-def in_network_namespace() -> list[str]:
-    """The command prefix that runs a program in a new network namespace with only loopback, up.
-
-    Root makes one directly; another user through a user namespace (where the system allows it).
-    Skips (or fails under GPTLAB_REQUIRE_MOUNT=1, as the real-tmpfs tests do) where neither works.
-    """
-    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--net", "--map-root-user"]
-    prefix = [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    reason = ""
-    if not (shutil.which("unshare") and shutil.which("ip")):
-        reason = "unshare or ip (util-linux, iproute2) is not installed"
-    else:
-        probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
-        if probe.returncode != 0:
-            reason = f"a network namespace was refused: {probe.stderr.strip()[-300:]}"
-    if reason:
-        if os.environ.get("GPTLAB_REQUIRE_MOUNT") == "1":
-            pytest.fail(f"GPTLAB_REQUIRE_MOUNT=1 but {reason}")
-        pytest.skip(f"{reason} (GPTLAB_REQUIRE_MOUNT=1 makes this a failure)")
-    return prefix
-
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory) -> tuple[list[str], Path, dict[str, str]]:
