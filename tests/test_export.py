@@ -147,8 +147,9 @@ def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path
 
 _SPAWNER = """
 import subprocess, sys, time
-for _ in range(400):  # like a worker starting its browser in a session of its own, over and over (2 s)
-    subprocess.Popen(["/bin/sh", "-c", "sleep 600; :", sys.argv[1]], start_new_session=True)
+for _ in range(400):  # like a worker starting its browser in a session of its own, over and over (2 s);
+    # each "browser" starts a child of its own, and both carry the marker (argv[0]) for the check
+    subprocess.Popen(["bash", "-c", 'exec -a "$0" sleep 600 & wait', sys.argv[1]], start_new_session=True)
     time.sleep(0.005)
 time.sleep(600)
 """
@@ -165,8 +166,10 @@ def test_a_worker_killed_while_it_starts_browsers_leaves_none_behind(tmp_path):
         marker = f"stand-in-browser-{tmp_path.name}-{attempt}"
         worker = subprocess.Popen([sys.executable, "-c", _SPAWNER, marker])
         try:
-            time.sleep(0.3)  # it is starting browsers now
-            assert worker.poll() is None
+            started = time.monotonic()
+            while not _processes_running(marker):  # wait until it is starting browsers
+                assert worker.poll() is None and time.monotonic() - started < 30
+                time.sleep(0.01)
             _kill_tree(worker)
             assert _processes_running(marker) == []
         finally:

@@ -270,39 +270,46 @@ class _Renderer:
 
 
 def _kill_tree(proc: subprocess.Popen, wait_s: float = 5.0) -> None:
-    """Kill the worker and every process under it, and wait (up to ``wait_s`` seconds) until they are gone.
+    """Kill the worker and every process under it, and wait (about ``wait_s`` seconds at most) until they are
+    gone. Never raises.
 
     The browser runs in a session of its own (kaleido's driver starts it so) and would outlive the
     worker. The whole tree is stopped (SIGSTOP) before it is listed, so a browser that the worker is
     starting at that very moment cannot slip out between the listing and the kill; then everything in
     it is killed. A process counts as gone when it has exited or is a zombie (dead, not yet reaped).
+    A worker that has exited already is left alone: its pid may belong to another process by now, and
+    a browser it left behind can no longer be told from other processes.
     """
-    try:
-        root = psutil.Process(proc.pid)
-        tree = {root.pid: root}
-        frozen: set[int] = set()
-        while len(frozen) < len(tree):  # until a listing finds nothing new: frozen processes cannot fork
-            for pid, process in tree.items():
-                if pid not in frozen:
-                    frozen.add(pid)
-                    with contextlib.suppress(psutil.Error):
-                        process.suspend()
-            with contextlib.suppress(psutil.Error):
-                tree.update((child.pid, child) for child in root.children(recursive=True))
-    except psutil.NoSuchProcess:  # the worker has exited; its browser, if any, went with it
-        tree = {}
+    deadline = time.monotonic() + wait_s
+    tree: dict[int, psutil.Process] = {}
+    if proc.poll() is None:
+        try:
+            root = psutil.Process(proc.pid)
+            tree[root.pid] = root
+            frozen: set[int] = set()
+            # until a listing finds nothing new (stopped processes cannot fork), or the time is up
+            while len(frozen) < len(tree) and time.monotonic() < deadline:
+                for pid, process in tree.items():
+                    if pid not in frozen:
+                        frozen.add(pid)
+                        with contextlib.suppress(psutil.Error):
+                            process.suspend()
+                with contextlib.suppress(psutil.Error):
+                    tree.update((child.pid, child) for child in root.children(recursive=True))
+        except psutil.Error:  # the worker exited meanwhile
+            pass
     for process in tree.values():
         with contextlib.suppress(psutil.Error):
             process.kill()
-    proc.kill()
-    proc.wait()
-    deadline = time.monotonic() + wait_s
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     for process in tree.values():
         while time.monotonic() < deadline:
             try:
                 if process.status() == psutil.STATUS_ZOMBIE:
                     break
-            except psutil.NoSuchProcess:
+            except psutil.Error:
                 break
             time.sleep(0.02)
 
