@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab
+from app_process import REPO
+from browser_page import opened_page, shipped_app_url  # noqa: F401 (the app_url and page fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab
 
 from gptlab import load_checkpoint
 from gptlab.inside import attention_view, rollout
@@ -16,27 +17,6 @@ from gptlab_app.follow_js import open_follow_js
 
 pytestmark = BROWSER_MARKS
 PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
-        page.goto(app_url)
-        page.wait_for_selector("#gen-btn")
-        yield page
-        browser.close()
 
 
 def followed(page, prefix: str, position: int, title_part: str = "") -> None:

@@ -6,8 +6,9 @@ Screenshots go to test-output/."""
 from __future__ import annotations
 
 import pytest
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from app_process import REPO
+from browser_page import module_browser, new_app_page, shipped_app_url  # noqa: F401 (the app_url and browser fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 from gptlab.inside.formation import induction_across
 from gptlab.snapshots import SnapshotCache, find_snapshots
@@ -15,27 +16,9 @@ from gptlab.snapshots import SnapshotCache, find_snapshots
 pytestmark = BROWSER_MARKS
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
+    page = new_app_page(browser)
     yield page
     page.close()
 

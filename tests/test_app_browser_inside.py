@@ -4,9 +4,9 @@ Screenshots go to test-output/."""
 
 from __future__ import annotations
 
-import pytest
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from app_process import REPO
+from browser_page import opened_page, shipped_app_url  # noqa: F401 (the app_url and page fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 from gptlab import load_checkpoint
 from gptlab.classroom.lessons import LESSONS, resolve_head
@@ -15,27 +15,6 @@ from gptlab.inside.heads import label_heads
 
 pytestmark = BROWSER_MARKS
 QUERY = 20  # any query of lesson 1's prompt past the first character would do
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
-        page.goto(app_url)
-        page.wait_for_selector("#gen-btn")
-        yield page
-        browser.close()
 
 
 def lesson_one_head() -> tuple[str, int, int]:

@@ -9,8 +9,8 @@ the shipped gpt, which reads every default prompt). Each test opens a fresh page
 from __future__ import annotations
 
 import pytest
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from browser_page import module_browser, new_app_page, shipped_app_url  # noqa: F401 (the app_url and browser fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 pytestmark = BROWSER_MARKS
 
@@ -28,30 +28,12 @@ VIEWS = {
 SAYS = {"Attention explorer": "gpt sees", "Look closer": "Layer 0, head 0", "Lessons": "previous-character"}
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def new_page(browser):
     pages = []
 
     def open_page():
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)  # a shared 2-core CI box can stall for seconds
+        page = new_app_page(browser)
         pages.append(page)
         return page
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from app_process import running_app
+from browser_page import module_browser, new_app_page  # noqa: F401 (the browser fixture)
 from teaching_shelf import SNAPSHOT_STEPS, make_foreign_shelf, make_shelf
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 from gptlab import load_checkpoint
 from gptlab.classroom.lessons import LESSONS, resolve_head
@@ -24,22 +25,8 @@ def app_url(tmp_path_factory, tiny_checkpoints, tiny_text):
 
 
 @pytest.fixture(scope="module")
-def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
-    page.goto(app_url)
-    page.wait_for_selector("#gen-btn")
+    page = new_app_page(browser, app_url)
     yield page
     page.close()
 

@@ -10,13 +10,11 @@ import re
 
 import pytest
 import torch
+from app_client import shelf_catalog, shelf_client  # noqa: F401 (the catalog and client fixtures)
 from conftest import app_shelf
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from gptlab.classroom.catalog import Catalog
 from gptlab.inside import attention_view, rollout
-from gptlab_app import build_app, launch_options
 
 PROMPT = "First Citizen:\nAll speak."  # every character is in the tiny corpus's vocabulary
 
@@ -24,19 +22,6 @@ PROMPT = "First Citizen:\nAll speak."  # every character is in the tiny corpus's
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory, tiny_checkpoints, tiny_text):
     return app_shelf(tmp_path_factory.mktemp("follow-shelf"), tiny_checkpoints, tiny_text)
-
-
-@pytest.fixture(scope="module")
-def catalog(shelf):
-    return Catalog.from_sources(shelf).load_all()
-
-
-@pytest.fixture(scope="module")
-def client(shelf, catalog):
-    demo = build_app(catalog, str(shelf))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options(shelf))
-    yield Client(url, verbose=False, analytics_enabled=False, download_files=False)
-    demo.close()
 
 
 def shading(text: str) -> tuple[list[float], int, int]:
