@@ -4,26 +4,11 @@ bars. Screenshots go to test-output/."""
 
 from __future__ import annotations
 
-import pytest
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from app_process import REPO
+from browser_page import opened_page, shipped_app_url  # noqa: F401 (the app_url and page fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
-        page.goto(url)
-        page.wait_for_selector("#gen-btn")
-        yield page
-        browser.close()
 
 
 def test_a_checked_head_knocked_out_draws_the_after_chart(page):

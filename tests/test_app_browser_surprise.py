@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from app_process import REPO, running_app
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, open_tab, plot_width
+from app_process import REPO
+from browser_page import opened_page, shipped_app_url  # noqa: F401 (the app_url and page fixtures)
+from test_app_browser import BROWSER_MARKS, SHOTS, open_tab, plot_width
 
 from gptlab import load_checkpoint
 from gptlab.inside import surprise
@@ -21,21 +22,6 @@ WIDTH = 64  # characters per drawn line (surprise_text_figure's default)
 def ordinal(n: int) -> str:
     """How the hover names the n-th guess, counted from 1: '1st guess', '2nd guess', '11th guess'."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')} guess"
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with running_app(REPO / "checkpoints", tmp_path_factory.mktemp("log")) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)  # a shared 2-core machine can stall for seconds
-        page.goto(url)
-        page.wait_for_selector("#gen-btn")
-        yield page
-        browser.close()
 
 
 def hover_cell(page, row: int, col: int, rows: int) -> str:
