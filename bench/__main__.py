@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 section = {"error": f"{type(exc).__name__}: {exc}"[:500], "rows": []}
                 failed.append(name)
             section["seconds"] = time.perf_counter() - t0
+            section["measured"] = {"command": results["command"], "load_end": load()[0],
+                                   "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
             results["sections"][name] = section
             print(f"bench: {name} took {section['seconds']:.1f} s (load {load()[0]})", flush=True)
     results["machine"]["load_at_end"] = list(load())

@@ -124,4 +124,8 @@ def render(results: dict[str, Any]) -> str:
             lines += profile_lines(section["profile"])
         for note in section.get("notes", []):
             lines += ["", note]
+        if section.get("measured"):  # a section kept from an earlier --only run says which run it was
+            when = section["measured"]
+            lines += ["", f"This section: `{when['command']}`, finished {when['finished']}, 1-minute load "
+                          f"{when['load_end']} at its end."]
     return "\n".join(lines) + "\n"

@@ -59,6 +59,21 @@ def test_quick_run_writes_every_section(tmp_path):
         assert title in markdown
 
 
+def test_a_section_kept_from_an_earlier_run_says_which_run_it_was(tmp_path):
+    """`--only` re-runs some sections and keeps the others; the header names only the last command, so each
+    section says which command measured it, when, and the load then."""
+    from bench.__main__ import main
+
+    assert main(["--quick", "--only", "matmul", "--out", str(tmp_path)]) == 0
+    assert main(["--quick", "--only", "capture", "--out", str(tmp_path)]) == 0
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert markdown.count("This section: ") == 2
+    for name in ("matmul", "capture"):
+        measured = json.loads((tmp_path / "results.json").read_text())["sections"][name]["measured"]
+        assert f"--only {name} --out {tmp_path}" in measured["command"] and measured["load_end"] >= 0
+        assert f"This section: `{measured['command']}`, finished {measured['finished']}" in markdown
+
+
 @pytest.mark.parametrize("size", list(SIZES))
 def test_tutorial_reference_is_a_like_for_like_baseline(size):
     config = SIZES[size].model_config(Options())
