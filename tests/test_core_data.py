@@ -109,7 +109,7 @@ def test_missing_copy_is_refused_with_a_clear_message(tmp_path):
 @pytest.mark.slow
 def test_training_on_tiny_shakespeare_needs_no_network(tmp_path):
     """`python -m train bigram` on the default corpus, in a network namespace that has loopback only."""
-    prefix = in_network_namespace()  # skips without root (fails under GPTLAB_REQUIRE_MOUNT=1, as in CI)
+    prefix = in_network_namespace()  # skips where no namespace can be made (fails under GPTLAB_REQUIRE_MOUNT=1)
     out = tmp_path / "bigram"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTLAB_")}
     env |= {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}

@@ -45,7 +45,7 @@ class LiveConfig:
     mlp: str = "relu2"  # ReLU squared: the gpt-mini preset's sweep found it beats GELU at this size
     pos: str = "rope"  # rotary positions: nothing to learn for them, so early steps go to the text
     dropout: float = 0.0  # 0.1 cost a third of the steps and 0.23 in val loss after 30 s
-    # 24 rows: at 60 s a mean 1.608 against 1.622 for 16 over four seeds, at 30 s even (docs/TRAINING.md,
+    # 24 rows: at 60 s a mean 1.613 against 1.622 for 16 over four seeds, at 30 s even (docs/TRAINING.md,
     # "Watch it learn"); 32 was worse at both
     batch_size: int = 24
     lr: float = 3e-3  # peak AdamW learning rate (LM head, norms, biases)
