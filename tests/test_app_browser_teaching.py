@@ -98,8 +98,7 @@ def test_step_through_adds_a_token_per_click(page):
 
 
 def test_a_shared_lesson_link_restores_the_view_in_teacher_mode(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
+    page = new_app_page(browser)
     try:
         page.goto(f"{app_url}?lesson=speaker&prompt=All%3A%0ASpeak%2C+speak.%0A&layer=1&head=2&teacher=1")
         open_tab(page, "Lessons")
@@ -124,8 +123,7 @@ def test_a_lesson_link_with_a_layer_alone_keeps_that_layer(browser, app_url, tmp
     labels = label_heads(view.patterns, view.tokens)
     layer = 1 - resolve_head(labels, -1, -1, "speaker")[0]  # the layer the overall best head is not in
     head = resolve_head(labels, layer, -1, "speaker")[1]
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
+    page = new_app_page(browser)
     try:
         page.goto(f"{app_url}?lesson=speaker&layer={layer}")
         open_tab(page, "Lessons")
@@ -147,8 +145,7 @@ def foreign_shelf(tmp_path_factory):
 def foreign_page(browser, foreign_shelf, tmp_path_factory):
     """A page of an app whose default model (1 layer, 2 heads) knows one paragraph; 'markup' has 2 layers, 4 heads."""
     with running_app(foreign_shelf, tmp_path_factory.mktemp("foreign-log")) as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(45_000)
+        page = new_app_page(browser)
         page.goto(url)
         page.wait_for_selector("#gen-btn")
         yield page

@@ -8,8 +8,9 @@ gradio_client to call: the browser is the way in."""
 from __future__ import annotations
 
 import pytest
+from browser_page import launched_browser, new_app_page
 from teaching_shelf import make_foreign_shelf
-from test_app_browser import ARGS, BROWSER_MARKS, CHROMIUM, open_tab
+from test_app_browser import BROWSER_MARKS, open_tab
 
 from gptlab.classroom.catalog import Catalog
 from gptlab.classroom.lessons import LESSONS, read_link
@@ -75,12 +76,8 @@ def server(catalog):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with launched_browser() as browser:
         yield browser
-        browser.close()
 
 
 def in_the_browser(test):
@@ -94,8 +91,7 @@ def in_the_browser(test):
 @pytest.mark.parametrize("query", CASES)
 def test_the_page_warns_and_draws_the_lesson_with_what_is_left(browser, server, query):
     warnings, model, layer, head = CASES[query]
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
+    page = new_app_page(browser)
     try:
         page.goto(f"{server}?{query}")
         for warning in warnings:
@@ -122,8 +118,7 @@ def selected_tab(page) -> str:
 @in_the_browser
 @pytest.mark.parametrize("query", ["lesson=copying", "lesson=speaker&layer=0&head=1", "model=markup"])
 def test_a_lesson_link_opens_the_lessons_tab_without_a_click(browser, server, query):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
+    page = new_app_page(browser)
     try:
         page.goto(f"{server}?{query}")
         page.wait_for_function("() => document.querySelector('#les-caption') && "
@@ -138,8 +133,7 @@ def test_a_lesson_link_opens_the_lessons_tab_without_a_click(browser, server, qu
 
 @in_the_browser
 def test_a_page_without_a_lesson_link_opens_on_generate(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(45_000)
+    page = new_app_page(browser)
     try:
         page.goto(f"{server}?teacher=1")
         page.wait_for_selector("#gen-btn")
