@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             section["measured"] = {"command": results["command"], "load_end": load()[0],
                                    "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
             results["sections"][name] = section
-            print(f"bench: {name} took {section['seconds']:.1f} s (load {load()[0]})", flush=True)
+            print(f"bench: {name} took {section['seconds']:.1f} s (load {section['measured']['load_end']})",
+                  flush=True)
     results["machine"]["load_at_end"] = list(load())
     results["wall_s"] = time.perf_counter() - started
     results["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -7,6 +7,7 @@ are still written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from renderer_marks import NEEDS_RENDERER
@@ -115,21 +117,17 @@ def test_without_a_browser_csv_and_json_are_still_written(tmp_path, browser_at):
 
 
 def _processes_running(needle: str) -> list[str]:
-    """Command lines of live processes that mention ``needle`` (Linux /proc)."""
+    """Command lines of live processes that mention ``needle`` (a zombie is dead already, only not yet reaped)."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if needle in text and state != "Z":  # a zombie is dead already, only not yet reaped
-            found.append(text)
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone meanwhile, or not ours to read
+            line = " ".join(process.cmdline())
+            if needle in line and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(line)
     return found
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browser is a shell script; "
-                    "the leftover-process check reads /proc")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browser is a shell script")
 @pytest.mark.timeout(90)
 def test_a_browser_that_never_answers_is_abandoned_after_the_time_limit(tmp_path, browser_at):
     stuck = tmp_path / "stuck-browser"  # starts like a browser, never speaks the DevTools protocol
@@ -155,8 +153,7 @@ time.sleep(600)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browsers are shell commands; "
-                    "the leftover-process check reads /proc")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stand-in browsers are bash commands")
 @pytest.mark.timeout(120)
 def test_a_worker_killed_while_it_starts_browsers_leaves_none_behind(tmp_path):
     """The fresh-clone CI run once found a stuck browser's wrapper alive after the time limit: it was

@@ -283,21 +283,17 @@ def _kill_tree(proc: subprocess.Popen, wait_s: float = 5.0) -> None:
     deadline = time.monotonic() + wait_s
     tree: dict[int, psutil.Process] = {}
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):  # the worker exited meanwhile: nothing left to find
             root = psutil.Process(proc.pid)
-            tree[root.pid] = root
-            frozen: set[int] = set()
-            # until a listing finds nothing new (stopped processes cannot fork), or the time is up
-            while len(frozen) < len(tree) and time.monotonic() < deadline:
-                for pid, process in tree.items():
-                    if pid not in frozen:
-                        frozen.add(pid)
-                        with contextlib.suppress(psutil.Error):
-                            process.suspend()
-                with contextlib.suppress(psutil.Error):
-                    tree.update((child.pid, child) for child in root.children(recursive=True))
-        except psutil.Error:  # the worker exited meanwhile
-            pass
+            new = [root]
+            # stop what was found, then look again, until a listing finds nothing new (stopped processes
+            # cannot fork) or the time is up
+            while new and time.monotonic() < deadline:
+                for process in new:
+                    tree[process.pid] = process
+                    with contextlib.suppress(psutil.Error):
+                        process.suspend()
+                new = [child for child in root.children(recursive=True) if child.pid not in tree]
     for process in tree.values():
         with contextlib.suppress(psutil.Error):
             process.kill()
