@@ -1,0 +1,130 @@
+"""The engine's scripted decode step (gptlab.generate.scripted): the model's own logits for every model it
+takes, the model's forward for every model it must not take, and prefills beside the decode change no token."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import train_tiny
+from torch import nn
+
+from gptlab import GenerationSettings, ModelConfig, build_model, generate_ids
+from gptlab.generate import GenerationEngine
+from gptlab.generate.scripted import decode_step_for
+from gptlab.hooks import hooks
+from gptlab.models.batch_cache import BatchKVCache
+
+SCRIPTED = {  # every switch the step reads, each on its own against the shipped gpt's settings
+    "rope-relu2": dict(pos="rope", mlp="relu2"),
+    "learned-gelu": dict(pos="learned", mlp="gelu"),
+    "qk-norm": dict(pos="rope", mlp="relu2", qk_norm=True),
+    "no-bias": dict(pos="rope", mlp="relu2", bias=False),
+    "tied": dict(pos="learned", mlp="gelu", tie_weights=True),
+    "blocks": dict(kind="blocks", pos="learned", mlp="gelu"),
+}
+
+
+def model_of(name: str, dtype=torch.float32) -> nn.Module:
+    torch.manual_seed(3)
+    settings = {"kind": "gpt", **SCRIPTED[name]}
+    model = build_model(ModelConfig(vocab_size=40, n_layer=2, n_head=3, n_embd=24, block_size=16, **settings))
+    for p in model.parameters():  # nothing left at its initial zero or one: every weight and bias counts
+        p.data.add_(0.1 * torch.randn_like(p))
+    return model.eval().to(dtype)
+
+
+def batch_of(model: nn.Module, lengths: list[int]) -> tuple[BatchKVCache, list[list[int]]]:
+    g = torch.Generator().manual_seed(5)
+    rows = [torch.randint(0, model.config.vocab_size, (n,), generator=g).tolist() for n in lengths]
+    batch = BatchKVCache(model.config.n_layer, model.config.block_size)
+    with torch.no_grad():
+        for i, ids in enumerate(rows):
+            kv = model.new_cache()
+            model(torch.tensor([ids]), cache=kv)
+            batch.put(i, kv)
+    return batch, rows
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", list(SCRIPTED))
+def test_the_scripted_step_gives_the_models_own_logits_and_cache(name, dtype):
+    """Rows of 1, 4, 6 and 15 tokens (the last fills the context of 16 at once, the third after nine steps): over
+    nine steps, past the runs after which TorchScript's executor optimises a function, the scripted step's logits
+    and the keys and values it writes equal those of the model's forward on a copy of the cache, to the last bit
+    (same ops in the same order)."""
+    model = model_of(name, dtype)
+    step = decode_step_for(model)
+    assert step is not None, "this model should take the scripted step"
+    ours, _ = batch_of(model, [1, 4, 6, 15])
+    theirs, _ = batch_of(model, [1, 4, 6, 15])
+    with torch.no_grad():
+        for t in range(9):
+            n = 4 if t == 0 else 3  # the full row drops out after one step
+            idx = torch.tensor([[(5 * t + 7 * r) % 40] for r in range(n)])
+            got = step(idx, ours.rows_view(0, n))
+            want = model(idx, cache=theirs.rows_view(0, n))[0]
+            assert got.dtype == want.dtype and torch.equal(got, want), (got - want).abs().max()
+    for a, b in zip(ours.storage, theirs.storage, strict=True):
+        assert torch.equal(a.k, b.k) and torch.equal(a.v, b.v)
+    assert ours.lengths == theirs.lengths
+
+
+def test_what_the_step_must_not_compute_goes_to_the_models_forward():
+    """None (the model's forward) for the attention-only rungs, a hook anywhere, dropout in training mode and a
+    module the step does not know; the step again once they are gone."""
+    model = model_of("rope-relu2")
+    assert decode_step_for(model) is not None
+    for kind, heads in (("single_head", 1), ("multi_head", 2)):
+        rung = build_model(ModelConfig(kind=kind, vocab_size=40, n_layer=1, n_head=heads, n_embd=16, block_size=8))
+        assert decode_step_for(rung.eval()) is None, kind
+    with hooks(model, {"transformer.h.1.attn.hook_z": lambda z: z * 0}):
+        assert decode_step_for(model) is None
+    handle = model.transformer.h[0].mlp.register_forward_hook(lambda *_: None)
+    assert decode_step_for(model) is None
+    handle.remove()
+    handle = nn.modules.module.register_module_forward_hook(lambda *_: None)
+    try:
+        assert decode_step_for(model) is None
+    finally:
+        handle.remove()
+    dropout = build_model(ModelConfig(kind="gpt", vocab_size=40, n_layer=1, n_head=2, n_embd=16, block_size=8,
+                                      dropout=0.1))
+    assert decode_step_for(dropout.train()) is None and decode_step_for(dropout.eval()) is not None
+    act = model.transformer.h[1].mlp.act
+    model.transformer.h[1].mlp.act = nn.SiLU()
+    assert decode_step_for(model) is None
+    model.transformer.h[1].mlp.act = act
+    model.transformer.h[0].ln_2 = nn.LayerNorm(24, eps=1e-3)
+    assert decode_step_for(model) is None
+
+
+def test_a_replaced_module_is_decoded_as_the_model_computes_it(tiny_text):
+    """The engine reads the model as it is now: with one MLP's activation swapped, its tokens are still
+    generate_ids's, and no step was scripted."""
+    model, tok = train_tiny(ModelConfig(kind="gpt", n_layer=2, n_head=2, n_embd=16, block_size=16, pos="rope",
+                                        mlp="relu2"), tiny_text, steps=10)
+    model.transformer.h[1].mlp.act = nn.Tanh()
+    jobs = [(tok.encode(p), GenerationSettings(max_new_tokens=30, seed=i)) for i, p in enumerate(["Fir", "Be"])]
+    engine = GenerationEngine(model)
+    streams = [engine.stream(ids, s) for ids, s in jobs]
+    firsts = [[next(s)] for s in streams]
+    assert [f + list(s) for f, s in zip(firsts, streams, strict=True)] == [
+        list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert engine.scripted_steps == 0
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_prefills_beside_the_decode_change_no_rows_tokens(tiny_text, pos):
+    """Twelve rows of different prompt lengths on a context of 16: rows restart at different steps, their
+    prefills run beside the other rows' decode, and every row still gets generate_ids's tokens."""
+    model, tok = train_tiny(ModelConfig(kind="gpt", n_layer=2, n_head=2, n_embd=16, block_size=16, pos=pos,
+                                        mlp="relu2"), tiny_text, steps=10)
+    text = "Before we proceed any further, hear me speak."
+    jobs = [(tok.encode(text[: 1 + 3 * i]), GenerationSettings(max_new_tokens=45, temperature=0.9, seed=70 + i))
+            for i in range(12)]
+    engine = GenerationEngine(model)
+    streams = [engine.stream(ids, s) for ids, s in jobs]
+    firsts = [[next(s)] for s in streams]
+    assert [f + list(s) for f, s in zip(firsts, streams, strict=True)] == [
+        list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert engine.overlapped_steps > 0 and engine.scripted_steps > 0
