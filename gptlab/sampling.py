@@ -96,8 +96,8 @@ def sample(logits: torch.Tensor, settings: GenerationSettings, generator: torch.
     return sample_rows(logits[None], [settings], [generator])[0]
 
 
-def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], generators: list[torch.Generator]
-                ) -> list[int]:
+def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], generators: list[torch.Generator],
+                race=None) -> list[int]:
     """One token id per row of ``logits`` (rows, vocab), row r drawn with ``settings[r]`` and ``generators[r]``.
 
     The draw is an exponential race: with E_i ~ Exp(1) from the row's generator, argmax p_i / E_i is token i
@@ -105,6 +105,9 @@ def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], genera
     generator state afterwards, checked in tests/test_sampling.py), written out so that rows sharing their
     settings are filtered and drawn in one go: a row's token depends only on its logits, settings and generator.
     Greedy rows (temperature 0) take the argmax and leave their generator untouched.
+
+    ``race(probs, generators) -> ids`` may replace the draw for the rows of one setting with one that draws the
+    same numbers (the generation engine passes its TorchScript loop, gptlab.generate.scripted).
 
     Raises GptlabError when a row's logits hold NaN or +inf, or are all -inf: there is no distribution to draw
     from (the race's argmax would silently pick token 0, where torch.multinomial refuses).
@@ -123,11 +126,13 @@ def sample_rows(logits: torch.Tensor, settings: list[GenerationSettings], genera
         probs = next_token_probs(logits[rows], settings[rows[0]])  # (len(rows), vocab)
         if settings[rows[0]].temperature == 0.0:
             picked = probs.argmax(dim=-1)
+        elif race is not None:
+            picked = race(probs, [generators[r] for r in rows])
         else:
-            race = torch.empty_like(probs)
+            draws = torch.empty_like(probs)
             for j, r in enumerate(rows):
-                race[j].exponential_(1.0, generator=generators[r])
-            picked = (probs / race).argmax(dim=-1)
+                draws[j].exponential_(1.0, generator=generators[r])
+            picked = (probs / draws).argmax(dim=-1)
         for r, token in zip(rows, picked.tolist(), strict=True):
             tokens[r] = token
     return tokens

@@ -1,5 +1,5 @@
-"""The engine's scripted decode step (gptlab.generate.scripted): the model's own logits for every model it
-takes, the model's forward for every model it must not take, and prefills beside the decode change no token."""
+"""The engine's scripted steps (gptlab.generate.scripted): the model's own logits and cache for every model they
+take, the model's forward for every model they must not take, and prefills beside the decode change no token."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from gptlab import GenerationSettings, ModelConfig, build_model, generate_ids
 from gptlab.generate import GenerationEngine
-from gptlab.generate.scripted import decode_step_for
+from gptlab.generate.scripted import scripted_steps_for
 from gptlab.hooks import hooks
 from gptlab.models.batch_cache import BatchKVCache
 
@@ -53,15 +53,15 @@ def test_the_scripted_step_gives_the_models_own_logits_and_cache(name, dtype):
     and the keys and values it writes equal those of the model's forward on a copy of the cache, to the last bit
     (same ops in the same order)."""
     model = model_of(name, dtype)
-    step = decode_step_for(model)
-    assert step is not None, "this model should take the scripted step"
+    steps = scripted_steps_for(model)
+    assert steps is not None, "this model should take the scripted step"
     ours, _ = batch_of(model, [1, 4, 6, 15])
     theirs, _ = batch_of(model, [1, 4, 6, 15])
     with torch.no_grad():
         for t in range(9):
             n = 4 if t == 0 else 3  # the full row drops out after one step
             idx = torch.tensor([[(5 * t + 7 * r) % 40] for r in range(n)])
-            got = step(idx, ours.rows_view(0, n))
+            got = steps.decode(idx, ours, 0, n)
             want = model(idx, cache=theirs.rows_view(0, n))[0]
             assert got.dtype == want.dtype and torch.equal(got, want), (got - want).abs().max()
     for a, b in zip(ours.storage, theirs.storage, strict=True):
@@ -69,33 +69,51 @@ def test_the_scripted_step_gives_the_models_own_logits_and_cache(name, dtype):
     assert ours.lengths == theirs.lengths
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", list(SCRIPTED))
+@pytest.mark.parametrize("length", [1, 9, 16])
+def test_the_scripted_prefill_gives_the_models_own_logits_and_cache(name, dtype, length):
+    """Three prompts of 1, 9 or 16 tokens (the whole context) from position 0: the scripted prefill's logits and
+    every layer's keys and values equal those of the model's forward with a fresh cache, to the last bit."""
+    model = model_of(name, dtype)
+    idx = torch.randint(0, 40, (3, length), generator=torch.Generator().manual_seed(length))
+    for _ in range(3):  # and again once TorchScript's executor has optimised it
+        got, ours = scripted_steps_for(model).prefill(idx)
+        theirs = model.new_cache()
+        with torch.no_grad():
+            want, _ = model(idx, cache=theirs)
+        assert torch.equal(got, want) and ours.length == theirs.length == length
+        for a, b in zip(ours.layers, theirs.layers, strict=True):
+            assert torch.equal(a.k, b.k) and torch.equal(a.v, b.v)
+
+
 def test_what_the_step_must_not_compute_goes_to_the_models_forward():
     """None (the model's forward) for the attention-only rungs, a hook anywhere, dropout in training mode and a
     module the step does not know; the step again once they are gone."""
     model = model_of("rope-relu2")
-    assert decode_step_for(model) is not None
+    assert scripted_steps_for(model) is not None
     for kind, heads in (("single_head", 1), ("multi_head", 2)):
         rung = build_model(ModelConfig(kind=kind, vocab_size=40, n_layer=1, n_head=heads, n_embd=16, block_size=8))
-        assert decode_step_for(rung.eval()) is None, kind
+        assert scripted_steps_for(rung.eval()) is None, kind
     with hooks(model, {"transformer.h.1.attn.hook_z": lambda z: z * 0}):
-        assert decode_step_for(model) is None
+        assert scripted_steps_for(model) is None
     handle = model.transformer.h[0].mlp.register_forward_hook(lambda *_: None)
-    assert decode_step_for(model) is None
+    assert scripted_steps_for(model) is None
     handle.remove()
     handle = nn.modules.module.register_module_forward_hook(lambda *_: None)
     try:
-        assert decode_step_for(model) is None
+        assert scripted_steps_for(model) is None
     finally:
         handle.remove()
     dropout = build_model(ModelConfig(kind="gpt", vocab_size=40, n_layer=1, n_head=2, n_embd=16, block_size=8,
                                       dropout=0.1))
-    assert decode_step_for(dropout.train()) is None and decode_step_for(dropout.eval()) is not None
+    assert scripted_steps_for(dropout.train()) is None and scripted_steps_for(dropout.eval()) is not None
     act = model.transformer.h[1].mlp.act
     model.transformer.h[1].mlp.act = nn.SiLU()
-    assert decode_step_for(model) is None
+    assert scripted_steps_for(model) is None
     model.transformer.h[1].mlp.act = act
     model.transformer.h[0].ln_2 = nn.LayerNorm(24, eps=1e-3)
-    assert decode_step_for(model) is None
+    assert scripted_steps_for(model) is None
 
 
 def test_a_replaced_module_is_decoded_as_the_model_computes_it(tiny_text):

@@ -37,8 +37,8 @@ from torch import nn
 
 from ..errors import GptlabError, SettingsError
 from ..models.batch_cache import BatchKVCache
-from ..sampling import GenerationSettings, sample, sample_rows
-from .scripted import decode_step_for
+from ..sampling import GenerationSettings, sample_rows
+from .scripted import ScriptedSteps, scripted_steps_for
 from .threads import set_own_threads
 
 MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
@@ -199,31 +199,27 @@ class GenerationEngine:
     def _step(self) -> None:
         self._leave(lambda row: row.cancelled)
         need = [] if self.stateless else [i for i, row in enumerate(self.rows) if self._needs_prefill(i, row)]
-        if need and self._can_overlap(len(need)):
+        steps = None if self.stateless else scripted_steps_for(self.model)  # None: the model's own forward
+        if need:
+            self.cache.reserve(len(self.rows))  # one growth for every row of this step, before any prefill
+        if need and steps is not None and len(need) < len(self.rows):
             # rows that can decode now go first and decode on this thread while the helper prefills the others:
-            # the scripted step lets go of Python's lock, so both run at once; the prefilled rows sit this step's
+            # the scripted steps let go of Python's lock, so both run at once; the prefilled rows sit this step's
             # decode out (their prefill made their token), which changes no row's tokens, only when they come
             self._pack_first(need)
             self.overlapped_steps += 1
             ready = len(self.rows) - len(need)
-            prefill = self._helper().submit(self._prefill_rows, range(ready, len(self.rows)))
+            prefill = self._helper().submit(self._prefill_rows, range(ready, len(self.rows)), steps)
             try:
-                self._decode(ready, split=False)
+                self._decode(ready, steps, split=False)
             finally:
                 prefill.result()
         else:
-            self._prefill_rows(need)
+            self._prefill_rows(need, steps, parallel=True)
             self._leave(lambda row: row.remaining == 0)
             if self.rows:
-                self._decode(len(self.rows))
+                self._decode(len(self.rows), steps)
         self._leave(lambda row: row.remaining == 0)
-
-    def _can_overlap(self, prefills: int) -> bool:
-        """Prefill beside a decode: some row can decode now, its model takes the scripted step (whose decode runs
-        without Python's lock), and every row has its place in the cache already (a prefill that grew the cache
-        would move the storage the decode is using)."""
-        return (0 < prefills < len(self.rows) and len(self.rows) <= len(self.cache.lengths)
-                and all(row.remaining > 0 for row in self.rows) and decode_step_for(self.model) is not None)
 
     def _pack_first(self, need: list[int]) -> None:
         """Put the rows in ``need`` last (each swapped with a later row that decodes now: that row's keys and
@@ -243,16 +239,25 @@ class GenerationEngine:
             needing.add(last)
             last -= 1
 
-    def _prefill_rows(self, indices) -> None:
+    def _prefill_rows(self, indices, steps: ScriptedSteps | None, parallel: bool = False) -> None:
         """Prefill the rows ``indices`` that need it: new rows, and rows whose cache is full (they restart from the
-        last half of it). A prompt that fills the context restarts at once, so at most two rounds."""
+        last half of it); rows whose windows have one length share a forward. A prompt that fills the context
+        restarts at once, so at most two rounds. ``parallel`` with the scripted steps: half of the forwards run
+        on the helper thread (a class that joins together has prompts of several lengths)."""
         with torch.no_grad():  # per thread: this may run on the helper
             while need := [i for i in indices if self._needs_prefill(i, self.rows[i])]:
                 by_length: dict[int, list[int]] = {}
                 for i in need:
                     by_length.setdefault(len(self._window(self.rows[i])), []).append(i)
-                for group in by_length.values():
-                    self._prefill(group)
+                groups = list(by_length.values())
+                if parallel and steps is not None and len(groups) > 1:
+                    other = self._helper().submit(self._prefill_groups, groups[1::2], steps)
+                    try:
+                        self._prefill_groups(groups[0::2], steps)
+                    finally:
+                        other.result()
+                else:
+                    self._prefill_groups(groups, steps)
 
     def _needs_prefill(self, i: int, row: _Row) -> bool:
         return row.remaining > 0 and (not row.prefilled or self.cache.row_length(i) >= self.block)
@@ -261,39 +266,47 @@ class GenerationEngine:
         """What a row's prefill reads: its prompt (cropped to the context), else the last half of its context."""
         return row.context if not row.prefilled else row.context[-max(1, self.block // 2):]
 
-    def _prefill(self, group: list[int]) -> None:
-        """Rows whose windows have one length: one forward on a fresh KVCache, copied into their cache rows."""
-        windows = [self._window(self.rows[i]) for i in group]
-        kv = self.model.new_cache()
-        logits, _ = self.model(torch.tensor(windows, device=self.device), cache=kv)  # (len(group), T, vocab)
-        for j, i in enumerate(group):
-            self.cache.put(i, kv, j)
-            self.rows[i].prefilled = True
-            self._emit(self.rows[i], sample(logits[j, -1], self.rows[i].settings, self.rows[i].generator))
+    def _prefill_groups(self, groups: list[list[int]], steps: ScriptedSteps | None) -> None:
+        """Each group (rows whose windows have one length): one forward on a fresh cache, copied into their rows."""
+        with torch.no_grad():
+            for group in groups:
+                ids = torch.tensor([self._window(self.rows[i]) for i in group], device=self.device)
+                if steps is not None:
+                    logits, kv = steps.prefill(ids)
+                else:
+                    kv = self.model.new_cache()
+                    logits, _ = self.model(ids, cache=kv)  # (len(group), T, vocab)
+                self.cache.put_rows(group, kv)
+                rows = [self.rows[i] for i in group]
+                tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows],
+                                     race=steps.race if steps is not None else None)
+                for row, token in zip(rows, tokens, strict=True):
+                    row.prefilled = True
+                    self._emit(row, token)
 
-    def _decode(self, n: int, split: bool = True) -> None:
+    def _decode(self, n: int, steps: ScriptedSteps | None, split: bool = True) -> None:
         """One forward for the newest token of rows 0..n-1, each at its own position. From SPLIT_ROWS rows on (and
         ``split``), the rows are split in two halves whose forwards run at once, one on a helper thread: each
-        decodes on one intra-op thread, so two halves use two cores. A plain GPT runs the scripted step
-        (gptlab.generate.scripted), which lets go of Python's lock while it computes, so the halves do not take
-        turns at it."""
+        decodes on one intra-op thread, so two halves use two cores. With the scripted steps (a plain GPT), the
+        forwards let go of Python's lock while they compute, so the halves do not take turns at it."""
         rows = self.rows[:n]
         last = torch.tensor([[row.context[-1]] for row in rows], device=self.device)  # (n, 1)
         model = self.model
         if self.stateless:
             logits, _ = model(last)
         else:
-            step = decode_step_for(model)
-            self.scripted_steps += step is not None
-            step = step or (lambda idx, view: model(idx, cache=view)[0])
+            self.scripted_steps += steps is not None
+            cache = self.cache
+            step = steps.decode if steps is not None else (
+                lambda idx, cache, lo, hi: model(idx, cache=cache.rows_view(lo, hi))[0])
             if n < SPLIT_ROWS or not split:
-                logits = step(last, self.cache.rows_view(0, n))
+                logits = step(last, cache, 0, n)
             else:
                 half = n // 2
-                views = self.cache.rows_view(0, half), self.cache.rows_view(half, n)
-                second = self._helper().submit(_forward, step, last[half:], views[1])
-                logits = torch.cat([step(last[:half], views[0]), second.result()])
-        tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows])
+                second = self._helper().submit(_forward, step, last[half:], cache, half, n)
+                logits = torch.cat([step(last[:half], cache, 0, half), second.result()])
+        tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows],
+                             race=steps.race if steps is not None else None)
         for row, token in zip(rows, tokens, strict=True):
             self._emit(row, token)
 
@@ -366,10 +379,10 @@ def _interrupted(exc: BaseException) -> RuntimeError:
     return error
 
 
-def _forward(step, last: torch.Tensor, view) -> torch.Tensor:
-    """The logits of one half of the rows (no_grad is per thread, so the helper thread sets it too)."""
+def _forward(step, last: torch.Tensor, cache: BatchKVCache, lo: int, hi: int) -> torch.Tensor:
+    """The logits of rows lo..hi-1 (no_grad is per thread, so the helper thread sets it too)."""
     with torch.no_grad():
-        return step(last, view)
+        return step(last, cache, lo, hi)
 
 
 _running: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()  # engines that have started a thread

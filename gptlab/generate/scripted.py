@@ -32,73 +32,129 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.attention import CausalSelfAttention
+from ..errors import InputError
+from ..models.attention import CausalSelfAttention, KVCache, positions_rotary
+from ..models.batch_cache import BatchKVCache
 from ..models.gpt import GPT, MLP, Block, ReLUSquared
 
 
-def _decode_step(idx: torch.Tensor, wte: torch.Tensor, wpe: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                 layers: list[list[torch.Tensor]], ln_f: list[torch.Tensor], head: torch.Tensor,
-                 keys: list[torch.Tensor], values: list[torch.Tensor], lo: int, hi: int, rows: torch.Tensor,
-                 positions: torch.Tensor, key_bias: torch.Tensor, n_head: int, rope: bool, qk_norm: bool,
-                 activation: int) -> torch.Tensor:
-    """Logits (rows, 1, vocab) for idx (rows, 1), one new token per row.
-
-    wpe: the position embedding, (block_size, n_embd), or an empty tensor with rotary positions (rope, with
-    cos and sin (rows, 1, 1, hs/2) for the rows' new positions). layers: per block, in this order, ln_1 weight
-    and bias, c_attn weight and bias, attention c_proj weight and bias, ln_2 weight and bias, MLP c_fc weight
-    and bias, MLP c_proj weight and bias (a missing bias is a zero tensor: adding 0.0 changes no float).
-    keys, values: per layer the cache storage (capacity, nh, block_size, hs); rows lo..hi-1 take part, ``rows``
-    (rows, 1) and ``positions`` (rows, 1) say where each row's new key and value go, and key_bias (rows, 1, 1, S)
-    is 0 for a key the row's query may see and -inf for the rest. activation: 0 GELU, 1 ReLU².
-    """
-    x = F.embedding(idx, wte)  # (rows, 1, C)
-    if not rope:
-        x = x + F.embedding(positions, wpe)
-    R, T, C = x.shape
+def _heads(x: torch.Tensor, w: list[torch.Tensor], n_head: int, qk_norm: bool, rope: bool, cos: torch.Tensor,
+           sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A block's queries, keys and values (B, nh, T, hs) from its input x (B, T, C), as CausalSelfAttention makes
+    them after ln_1: one c_attn matmul, QK-norm, then the rotary positions of both at once."""
+    B, T, C = x.shape
     hs = C // n_head
-    S = key_bias.size(-1)
-    scale = 1.0 / math.sqrt(hs)
+    q, k, v = F.linear(F.layer_norm(x, [C], w[0], w[1]), w[2], w[3]).split(C, dim=2)
+    q = q.view(B, T, n_head, hs).transpose(1, 2)
+    k = k.view(B, T, n_head, hs).transpose(1, 2)
+    v = v.view(B, T, n_head, hs).transpose(1, 2)
+    if qk_norm:
+        q = F.rms_norm(q, [hs])
+        k = F.rms_norm(k, [hs])
+    if rope:
+        qk = torch.stack([q, k])
+        x1, x2 = qk.chunk(2, dim=-1)
+        qk = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(qk)
+        q, k = qk[0], qk[1]
+    return q, k, v
+
+
+def _rest_of_block(x: torch.Tensor, y: torch.Tensor, w: list[torch.Tensor], activation: int) -> torch.Tensor:
+    """The block after attention: y (B, nh, T, hs) through c_proj into the residual stream, then the MLP."""
+    B, T, C = x.shape
+    x = x + F.linear(y.transpose(1, 2).contiguous().view(B, T, C), w[4], w[5])
+    h = F.linear(F.layer_norm(x, [C], w[6], w[7]), w[8], w[9])
+    h = F.gelu(h) if activation == 0 else F.relu(h).square()
+    return x + F.linear(h, w[10], w[11])
+
+
+def _decode_step(idx: torch.Tensor, lengths: torch.Tensor, lo: int, wte: torch.Tensor, wpe: torch.Tensor,
+                 cos_table: torch.Tensor, sin_table: torch.Tensor, layers: list[list[torch.Tensor]],
+                 ln_f: list[torch.Tensor], head: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor],
+                 n_head: int, rope: bool, qk_norm: bool, activation: int) -> torch.Tensor:
+    """Logits (rows, 1, vocab) for idx (rows, 1): one new token for each of the cache rows lo..lo + rows - 1,
+    whose lengths (rows,) say the position it takes; its key and value are written there.
+
+    wpe: the position embedding, (block_size, n_embd), or an empty tensor with rotary positions (rope), whose
+    cos and sin for every position of the context are cos_table and sin_table (block_size, hs/2). layers: per
+    block, in this order, ln_1 weight and bias, c_attn weight and bias, attention c_proj weight and bias, ln_2
+    weight and bias, MLP c_fc weight and bias, MLP c_proj weight and bias (a missing bias is a zero tensor:
+    adding 0.0 changes no float). keys, values: per layer the cache storage (capacity, nh, block_size, hs).
+    activation: 0 GELU, 1 ReLU². Positions, mask and rotary angles are made as RowsView makes them, and the
+    attention is written out as CausalSelfAttention._explicit computes it with a BatchKVCache's mask.
+    """
+    positions = lengths[:, None]  # (rows, 1): each row's new token sits at its length
+    rows = torch.arange(lo, lo + lengths.size(0), device=idx.device)[:, None]
+    S = int(lengths.max()) + 1
+    visible = torch.arange(S, device=idx.device) <= positions[:, None, :, None]  # (rows, 1, 1, S)
+    key_bias = torch.zeros(visible.shape, device=idx.device).masked_fill(~visible, float("-inf"))
+    x = F.embedding(idx, wte)  # (rows, 1, C)
+    cos = sin = wte
+    if rope:
+        cos, sin = cos_table[positions].unsqueeze(1), sin_table[positions].unsqueeze(1)  # (rows, 1, 1, hs/2)
+    else:
+        x = x + F.embedding(positions, wpe)
+    scale = 1.0 / math.sqrt(x.size(-1) // n_head)
     for i, w in enumerate(layers):
-        h = F.layer_norm(x, [C], w[0], w[1])
-        q, k, v = F.linear(h, w[2], w[3]).split(C, dim=2)
-        q = q.view(R, T, n_head, hs).transpose(1, 2)  # (rows, nh, 1, hs)
-        k = k.view(R, T, n_head, hs).transpose(1, 2)
-        v = v.view(R, T, n_head, hs).transpose(1, 2)
-        if qk_norm:
-            q = F.rms_norm(q, [hs])
-            k = F.rms_norm(k, [hs])
-        if rope:
-            qk = torch.stack([q, k])
-            x1, x2 = qk.chunk(2, dim=-1)
-            qk = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(qk)
-            q, k = qk[0], qk[1]
+        q, k, v = _heads(x, w, n_head, qk_norm, rope, cos, sin)  # (rows, nh, 1, hs)
         keys[i][rows, :, positions] = k.transpose(1, 2)  # each row's new key at its own position
         values[i][rows, :, positions] = v.transpose(1, 2)
-        att = (q * scale) @ keys[i][lo:hi, :, :S].transpose(-2, -1)  # (rows, nh, 1, S)
+        att = (q * scale) @ keys[i][lo:lo + lengths.size(0), :, :S].transpose(-2, -1)  # (rows, nh, 1, S)
         att += key_bias
         att = F.softmax(att, dim=-1)
-        y = (att @ values[i][lo:hi, :, :S]).transpose(1, 2).contiguous().view(R, T, C)
-        x = x + F.linear(y, w[4], w[5])
-        h = F.linear(F.layer_norm(x, [C], w[6], w[7]), w[8], w[9])
-        h = F.gelu(h) if activation == 0 else F.relu(h).square()
-        x = x + F.linear(h, w[10], w[11])
-    return F.linear(F.layer_norm(x, [C], ln_f[0], ln_f[1]), head)
+        x = _rest_of_block(x, att @ values[i][lo:lo + lengths.size(0), :, :S], w, activation)
+    return F.linear(F.layer_norm(x, [x.size(-1)], ln_f[0], ln_f[1]), head)
 
 
-_scripted: Any = None  # the compiled step, made on first use; False once scripting has failed
+def _race(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """sample_rows's exponential race, row j drawn from generators[j]: token ids (rows,)."""
+    race = torch.empty_like(probs)
+    for j in range(len(generators)):
+        race[j].exponential_(1.0, generator=generators[j])
+    return (probs / race).argmax(dim=-1)
+
+
+def _prefill_step(idx: torch.Tensor, wte: torch.Tensor, wpe: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                  layers: list[list[torch.Tensor]], ln_f: list[torch.Tensor], head: torch.Tensor, n_head: int,
+                  rope: bool, qk_norm: bool, activation: int
+                  ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Logits (B, T, vocab) for prompts idx (B, T) from position 0, and every layer's keys and values
+    (B, nh, T, hs): what ``model(idx, cache=model.new_cache())`` returns and leaves in its cache. Arguments as
+    ``_decode_step``'s; cos and sin (T, hs/2) for positions 0..T-1. The attention is PyTorch's fused one, causal,
+    as the model's own forward takes it for a fresh cache.
+    """
+    x = F.embedding(idx, wte)  # (B, T, C)
+    T = idx.size(1)
+    if not rope:
+        x = x + F.embedding(torch.arange(0, T, device=idx.device), wpe)
+    keys: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    for w in layers:
+        q, k, v = _heads(x, w, n_head, qk_norm, rope, cos, sin)  # (B, nh, T, hs)
+        keys.append(k)
+        values.append(v)
+        x = _rest_of_block(x, F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=T > 1), w,
+                           activation)
+    return F.linear(F.layer_norm(x, [x.size(-1)], ln_f[0], ln_f[1]), head), keys, values
+
+
+_scripted: dict[str, Any] = {}  # the compiled steps, made on first use; empty after scripting failed
 _script_lock = threading.Lock()
+_script_failed = False
 
 
-def _compiled() -> Any:
-    global _scripted
+def _compiled() -> dict[str, Any]:
+    global _script_failed
     with _script_lock:
-        if _scripted is None:
+        if not _scripted and not _script_failed:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's (see the module note)
-                    _scripted = torch.jit.script(_decode_step)
+                    _scripted.update(decode=torch.jit.script(_decode_step), prefill=torch.jit.script(_prefill_step),
+                                     race=torch.jit.script(_race))
             except Exception:  # noqa: BLE001 - no sources, no TorchScript: the engine uses the model's forward
-                _scripted = False
+                _scripted.clear()
+                _script_failed = True
         return _scripted
 
 
@@ -133,40 +189,70 @@ def _plain_gpt(model: nn.Module) -> bool:
     return all(type(n) is nn.LayerNorm and n.eps == 1e-5 and n.elementwise_affine for n in norms)
 
 
-def decode_step_for(model: nn.Module):
-    """A function ``step(idx, view) -> logits`` that computes ``model(idx, cache=view)[0]`` for idx (rows, 1)
-    and a ``RowsView`` (gptlab.models.batch_cache), scripted; or None where the model's own forward must run
-    (see the module note). Checked on every call (about 0.1 ms): hooks and modules can change between steps.
+class ScriptedSteps:
+    """The scripted decode and prefill of one model as it is now (its weights read when made)."""
+
+    def __init__(self, model: nn.Module, compiled: dict[str, Any]) -> None:
+        self.model, self.compiled, config = model, compiled, model.config
+        transformer = model.transformer
+
+        def weights(module: nn.Module) -> list[torch.Tensor]:
+            """Weight and bias; no bias is zeros (out_features or normalized size)."""
+            bias = module.bias if module.bias is not None else module.weight.new_zeros(module.weight.shape[0])
+            return [module.weight, bias]
+
+        self.layers = [[*weights(b.ln_1), *weights(b.attn.c_attn), *weights(b.attn.c_proj), *weights(b.ln_2),
+                        *weights(b.mlp.c_fc), *weights(b.mlp.c_proj)] for b in transformer.h]
+        self.ln_f, self.head = weights(transformer.ln_f), model.lm_head.weight
+        self.rope, self.wte = config.pos == "rope", transformer.wte.weight
+        self.wpe = transformer.wpe.weight if transformer.wpe is not None else self.wte.new_empty(0)
+        self.switches = (config.n_head, self.rope, config.qk_norm, 0 if config.mlp == "gelu" else 1)
+
+    def decode(self, idx: torch.Tensor, cache: BatchKVCache, lo: int, hi: int) -> torch.Tensor:
+        """``model(idx, cache=cache.rows_view(lo, hi))[0]``: logits (rows, 1, vocab) for idx (rows, 1), one new
+        token for each of the cache rows lo..hi-1, whose keys, values and lengths it updates. Raises InputError
+        where a row is already at the context limit, as the model does."""
+        block = self.model.config.block_size
+        lengths = cache.lengths[lo:hi]
+        if max(lengths) + 1 > block:
+            raise InputError(f"{max(lengths) + 1} tokens exceed the context of {block}: start a new cache.")
+        if self.rope:
+            cos, sin = positions_rotary(self.model.config.head_size, 0, block, idx.device)
+        else:
+            cos = sin = self.wte
+        storage = cache.storage
+        with torch.no_grad():
+            logits = self.compiled["decode"](
+                idx, torch.tensor(lengths, device=idx.device), lo, self.wte, self.wpe, cos, sin, self.layers,
+                self.ln_f, self.head, [layer.k for layer in storage], [layer.v for layer in storage], *self.switches)
+        cache.lengths[lo:hi] = [n + 1 for n in lengths]
+        return logits
+
+    def race(self, probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """sample_rows's draw for rows of one setting (the scripted loop: one call instead of one per row)."""
+        return self.compiled["race"](probs, generators)
+
+    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        """``model(idx, cache=kv)`` for idx (B, T) and a fresh cache kv: the logits (B, T, vocab) and kv, filled."""
+        T = idx.size(1)
+        if self.rope:
+            cos, sin = positions_rotary(self.model.config.head_size, 0, T, idx.device)
+        else:
+            cos = sin = self.wte.new_empty(0)
+        with torch.no_grad():
+            logits, keys, values = self.compiled["prefill"](idx, self.wte, self.wpe, cos, sin, self.layers,
+                                                            self.ln_f, self.head, *self.switches)
+        kv = self.model.new_cache()
+        for layer, k, v in zip(kv.layers, keys, values, strict=True):
+            layer.extend(k, v)
+        return logits, kv
+
+
+def scripted_steps_for(model: nn.Module) -> ScriptedSteps | None:
+    """The scripted steps of ``model`` as it is now, or None where the model's own forward must run (see the
+    module note). Checked on every call (about 0.3 ms): hooks and modules can change between steps.
     """
     if not _plain_gpt(model) or (model.training and model.config.dropout > 0) or _hooked(model):
         return None
-    step = _compiled()
-    if step is False:
-        return None
-    config, transformer = model.config, model.transformer
-
-    def weights(module: nn.Module) -> list[torch.Tensor]:
-        """Weight and bias; no bias is zeros (out_features or normalized size)."""
-        bias = module.bias if module.bias is not None else module.weight.new_zeros(module.weight.shape[0])
-        return [module.weight, bias]
-
-    layers = [[*weights(b.ln_1), *weights(b.attn.c_attn), *weights(b.attn.c_proj), *weights(b.ln_2),
-               *weights(b.mlp.c_fc), *weights(b.mlp.c_proj)] for b in transformer.h]
-    ln_f = weights(transformer.ln_f)
-    rope, wte = config.pos == "rope", transformer.wte.weight
-    wpe = transformer.wpe.weight if transformer.wpe is not None else wte.new_empty(0)
-    activation = 0 if config.mlp == "gelu" else 1
-
-    def run(idx: torch.Tensor, view) -> torch.Tensor:
-        if rope:
-            cos, sin = view.rotary(config.head_size, 1, idx.device)
-        else:
-            cos = sin = wte.new_empty(0)
-        storage = view.layers[0].storage.owner.storage
-        with torch.no_grad():
-            return step(idx, wte, wpe, cos, sin, layers, ln_f, model.lm_head.weight,
-                        [layer.k for layer in storage], [layer.v for layer in storage], view.lo, view.hi,
-                        view.picked, view.new_positions, view.key_bias, config.n_head, rope, config.qk_norm,
-                        activation)
-
-    return run
+    compiled = _compiled()
+    return ScriptedSteps(model, compiled) if compiled else None

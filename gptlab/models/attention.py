@@ -65,12 +65,9 @@ class KVCache:
 
 
 def rotary_tables(head_size: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of RoPE angles for positions (T,), each (T, hs/2); for per-row positions (B, T), each
-    (B, 1, T, hs/2), broadcast over the heads."""
+    """cos and sin of RoPE angles for positions (T,), each (T, hs/2)."""
     inv_freq = 1.0 / (10000 ** (torch.arange(0, head_size, 2, device=positions.device).float() / head_size))
     angles = positions.float()[..., None] * inv_freq
-    if positions.dim() == 2:
-        angles = angles.unsqueeze(1)
     return angles.cos(), angles.sin()
 
 

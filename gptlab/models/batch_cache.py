@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .attention import KVCache, rotary_tables
+from .attention import KVCache, positions_rotary
 
 
 class BatchLayerKV:
@@ -24,16 +24,33 @@ class BatchLayerKV:
 
     def put(self, row: int, kv, capacity: int, index: int) -> None:
         """Copy sequence ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``row``."""
-        if self.k is None or self.k.size(0) < capacity:
+        if self.k is None:
             _, nh, _, hs = kv.k.shape
-            k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
-            v = torch.zeros_like(k)
-            if self.k is not None:
-                k[: self.k.size(0)], v[: self.v.size(0)] = self.k, self.v
-            self.k, self.v = k, v
+            self.k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
+            self.v = torch.zeros_like(self.k)
+        self.grow(capacity)
         L = kv.k.size(2)
         self.k[row, :, :L] = kv.k[index]
         self.v[row, :, :L] = kv.v[index]
+
+    def put_rows(self, rows: torch.Tensor, kv, capacity: int) -> None:
+        """Copy every sequence of a cache layer (k (B, nh, L, hs)) into rows ``rows`` (B,), in one copy each."""
+        if self.k is None:
+            _, nh, _, hs = kv.k.shape
+            self.k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
+            self.v = torch.zeros_like(self.k)
+        self.grow(capacity)
+        L = kv.k.size(2)
+        self.k[rows, :, :L] = kv.k
+        self.v[rows, :, :L] = kv.v
+
+    def grow(self, capacity: int) -> None:
+        """Room for ``capacity`` rows (kept rows copied over); nothing to do before the first put."""
+        if self.k is not None and self.k.size(0) < capacity:
+            k = self.k.new_zeros((capacity, *self.k.shape[1:]))
+            v = torch.zeros_like(k)
+            k[: self.k.size(0)], v[: self.v.size(0)] = self.k, self.v
+            self.k, self.v = k, v
 
     def move(self, src: int, dst: int, L: int) -> None:
         self.k[dst, :, :L] = self.k[src, :, :L]
@@ -82,15 +99,36 @@ class BatchKVCache:
         KVCache (its sequences all of one length)."""
         if row >= len(self.lengths):
             # doubling (by at least four rows) keeps the copies few; never past the rows decoded together
-            grown = max(2 * len(self.lengths), row + 1, 4)
-            if self.max_rows is not None:
-                if row >= self.max_rows:
-                    raise IndexError(f"row {row} is past this cache's {self.max_rows} rows")
-                grown = min(grown, self.max_rows)
-            self.lengths += [0] * (grown - len(self.lengths))
+            self.reserve(max(2 * len(self.lengths), row + 1, 4), need=row + 1)
         for layer, kv in zip(self.storage, cache.layers, strict=True):
             layer.put(row, kv, len(self.lengths), index)
         self.lengths[row] = cache.length
+
+    def put_rows(self, rows: list[int], cache: KVCache) -> None:
+        """Rows ``rows`` take the sequences of a prefilled KVCache in order (sequence j into rows[j]): one copy
+        per layer for them all, where ``put`` makes one per row."""
+        if max(rows) >= len(self.lengths):
+            self.reserve(max(2 * len(self.lengths), max(rows) + 1, 4), need=max(rows) + 1)
+        index = torch.tensor(rows, device=self.device)
+        for layer, kv in zip(self.storage, cache.layers, strict=True):
+            layer.put_rows(index, kv, len(self.lengths))
+        for row in rows:
+            self.lengths[row] = cache.length
+
+    def reserve(self, rows: int, need: int | None = None) -> None:
+        """Room for ``rows`` rows (at most max_rows), made now: the engine reserves for every row of a step
+        before its prefills, so that one growth (a copy of the whole storage) replaces several. Raises
+        IndexError when ``need`` rows (default: rows) do not fit in max_rows."""
+        need = rows if need is None else need
+        if self.max_rows is not None:
+            if need > self.max_rows:
+                raise IndexError(f"row {need - 1} is past this cache's {self.max_rows} rows")
+            rows = min(rows, self.max_rows)
+        if rows <= len(self.lengths):
+            return
+        self.lengths += [0] * (rows - len(self.lengths))
+        for layer in self.storage:
+            layer.grow(rows)
 
     def move(self, src: int, dst: int) -> None:
         """Row ``src`` takes the place of row ``dst`` (whose contents are dropped)."""
@@ -105,7 +143,7 @@ class RowsView:
     rows can run their forwards at the same time (gptlab.generate.engine splits a big batch in two)."""
 
     def __init__(self, cache: BatchKVCache, lo: int, hi: int, T: int = 1) -> None:
-        self.lo, self.hi, device = lo, hi, cache.device
+        self.lo, self.hi, self.block_size, device = lo, hi, cache.block_size, cache.device
         lengths = torch.tensor(cache.lengths[lo:hi], dtype=torch.long, device=device)
         self.new_positions = lengths[:, None] + torch.arange(T, device=device)  # (rows, T)
         self.picked = torch.arange(lo, hi, device=device)[:, None]  # (rows, 1)
@@ -123,9 +161,12 @@ class RowsView:
         return self.new_positions.to(device)
 
     def rotary(self, head_size: int, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoPE cos and sin for each row's T new tokens, each (rows, 1, T, hs/2), made once per forward."""
+        """RoPE cos and sin for each row's T new tokens, each (rows, 1, T, hs/2), made once per forward: the rows
+        of the context's one table (positions_rotary), which the scripted decode step reads too."""
         if head_size not in self._rotary:
-            self._rotary[head_size] = rotary_tables(head_size, self.positions(T, device))
+            cos, sin = positions_rotary(head_size, 0, self.block_size, device)
+            positions = self.positions(T, device)
+            self._rotary[head_size] = cos[positions].unsqueeze(1), sin[positions].unsqueeze(1)
         return self._rotary[head_size]
 
 
