@@ -146,3 +146,20 @@ def test_prefills_beside_the_decode_change_no_rows_tokens(tiny_text, pos):
     assert [f + list(s) for f, s in zip(firsts, streams, strict=True)] == [
         list(generate_ids(model, ids, s)) for ids, s in jobs]
     assert engine.overlapped_steps > 0 and engine.scripted_steps > 0
+
+
+def test_the_scripted_race_draws_what_sample_rows_draws():
+    """Rows of one setting drawn by the scripted loop: the same tokens, and every generator left in the same
+    state, as sample_rows's own loop; a greedy setting touches no generator either way."""
+    from gptlab.sampling import sample_rows
+
+    steps = scripted_steps_for(model_of("rope-relu2"))
+    logits = torch.randn(7, 40, generator=torch.Generator().manual_seed(11))
+    settings = [GenerationSettings(temperature=t, top_k=k, top_p=p)
+                for t, k, p in [(0.8, 0, 1.0), (0.8, 0, 1.0), (1.3, 5, 1.0), (0.8, 0, 1.0), (1.0, 0, 0.7),
+                                (0.0, 0, 1.0), (1.3, 5, 1.0)]]
+    mine = [torch.Generator().manual_seed(100 + r) for r in range(7)]
+    theirs = [torch.Generator().manual_seed(100 + r) for r in range(7)]
+    for _ in range(5):
+        assert sample_rows(logits, settings, mine, race=steps.race) == sample_rows(logits, settings, theirs)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(mine, theirs, strict=True))

@@ -1,20 +1,23 @@
-"""The engine's decode step for a GPT, compiled once with TorchScript: one new token per row, every row at its
-own position (a ``RowsView`` of the engine's ``BatchKVCache``).
+"""The generation engine's steps for a GPT, compiled once with TorchScript: the prefill of prompts from
+position 0, the decode of one new token per row with every row at its own position (rows of the engine's
+``BatchKVCache``), and the per-row draw of ``sample_rows``.
 
-It computes what ``GPT.forward`` computes for that input, op for op in the same order (the logits are equal
-to the last bit on the models tested in tests/test_scripted_decode.py), with two differences that are about
-speed only:
+Each computes what the model computes for that input, op for op in the same order (logits and cache equal to
+the last bit on the models tested in tests/test_scripted_decode.py, float32 and bfloat16), with two
+differences that are about speed only:
 
-- TorchScript runs the whole step in C++ and lets go of Python's global interpreter lock while it runs. The
+- TorchScript runs a whole step in C++ and lets go of Python's global interpreter lock while it runs. The
   engine splits a big batch in two halves whose forwards run at once on two threads; through the modules,
-  the two threads take turns at the lock for every one of the step's ~150 operations, so the second core
-  added almost nothing (30 rows of the shipped gpt: 8.6 ms a step split, 9.4 ms on one thread). Scripted,
-  the halves really run side by side (6.2 ms), and one row alone takes 1.1 ms instead of 2.4 ms.
-- No hook points and no dropout: ``decode_step_for`` returns None, and the engine uses the model's own
-  forward, for anything this step would not compute exactly as the model does: a model that is not a plain
-  ``GPT`` of ``Block`` layers (the attention-only rungs, a replaced module), any forward hook or pre-hook
-  registered on any of its modules or globally (gptlab.hooks, ablation, a user's own), training mode with
-  dropout, or a Python without the sources TorchScript compiles from.
+  the two threads took turns at the lock for every one of a step's ~150 operations, so the second core added
+  almost nothing (30 rows of the shipped gpt: 8.6 ms a step split, 9.4 ms on one thread). Scripted, the
+  halves really run side by side (6.2 ms), and one row alone takes 1.1 ms instead of 2.4 ms. In the app the
+  lock is also wanted by Gradio's threads (30 learners' first pieces go out at once): the fewer times a step
+  has to take it back, the less the engine waits for them.
+- No hook points and no dropout: ``scripted_steps_for`` returns None, and the engine uses the model's own
+  forward, for anything these steps would not compute exactly as the model does: a model that is not a
+  plain ``GPT`` of ``Block`` layers (the attention-only rungs, a replaced module), any forward hook or
+  pre-hook registered on any of its modules or globally (gptlab.hooks, ablation, a user's own), training mode
+  with dropout, or a Python without the sources TorchScript compiles from.
 
 ``torch.jit.script`` is deprecated in favour of ``torch.compile``, which on a CPU needs a C++ compiler at run
 time and compiles for tens of seconds per shape; if a later PyTorch drops TorchScript, scripting fails and
