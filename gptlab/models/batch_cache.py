@@ -22,27 +22,17 @@ class BatchLayerKV:
         self.k: torch.Tensor | None = None  # allocated on the first put, when nh and hs are known
         self.v: torch.Tensor | None = None
 
-    def put(self, row: int, kv, capacity: int, index: int) -> None:
-        """Copy sequence ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``row``."""
+    def put(self, rows: int | torch.Tensor, kv, capacity: int, index: int | slice = slice(None)) -> None:
+        """Copy sequences ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``rows``: one sequence
+        into one row, or every sequence into rows (B,) in one copy."""
         if self.k is None:
             _, nh, _, hs = kv.k.shape
             self.k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
             self.v = torch.zeros_like(self.k)
         self.grow(capacity)
         L = kv.k.size(2)
-        self.k[row, :, :L] = kv.k[index]
-        self.v[row, :, :L] = kv.v[index]
-
-    def put_rows(self, rows: torch.Tensor, kv, capacity: int) -> None:
-        """Copy every sequence of a cache layer (k (B, nh, L, hs)) into rows ``rows`` (B,), in one copy each."""
-        if self.k is None:
-            _, nh, _, hs = kv.k.shape
-            self.k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
-            self.v = torch.zeros_like(self.k)
-        self.grow(capacity)
-        L = kv.k.size(2)
-        self.k[rows, :, :L] = kv.k
-        self.v[rows, :, :L] = kv.v
+        self.k[rows, :, :L] = kv.k[index]
+        self.v[rows, :, :L] = kv.v[index]
 
     def grow(self, capacity: int) -> None:
         """Room for ``capacity`` rows (kept rows copied over); nothing to do before the first put."""
@@ -111,7 +101,7 @@ class BatchKVCache:
             self.reserve(max(2 * len(self.lengths), max(rows) + 1, 4), need=max(rows) + 1)
         index = torch.tensor(rows, device=self.device)
         for layer, kv in zip(self.storage, cache.layers, strict=True):
-            layer.put_rows(index, kv, len(self.lengths))
+            layer.put(index, kv, len(self.lengths))
         for row in rows:
             self.lengths[row] = cache.length
 
