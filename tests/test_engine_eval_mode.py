@@ -40,3 +40,12 @@ def test_every_way_into_the_engine_is_refused():
 def test_eval_mode_or_no_dropout_is_served(dropout, training):
     model = tiny(dropout).train(training)
     assert len(list(GenerationEngine(model).stream([1, 2, 3], SETTINGS))) == 5
+
+
+def test_a_part_of_an_eval_model_left_training_with_dropout_is_refused():
+    """model.eval() then one block back in training mode: that block's dropout would draw one mask stream
+    over the whole batch, so it is refused as a model in training mode is."""
+    model = tiny(0.1).eval()
+    model.transformer.h[0].train()
+    with pytest.raises(SettingsError, match=r"training mode with dropout 0\.1"):
+        next(GenerationEngine(model).stream([1, 2, 3], SETTINGS))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import train_tiny
+from test_batched_generation import wait_for
 from torch import nn
 
 from gptlab import GenerationSettings, ModelConfig, build_model, generate_ids
@@ -108,11 +109,56 @@ def test_what_the_step_must_not_compute_goes_to_the_models_forward():
     dropout = build_model(ModelConfig(kind="gpt", vocab_size=40, n_layer=1, n_head=2, n_embd=16, block_size=8,
                                       dropout=0.1))
     assert scripted_steps_for(dropout.train()) is None and scripted_steps_for(dropout.eval()) is not None
-    act = model.transformer.h[1].mlp.act
-    model.transformer.h[1].mlp.act = nn.SiLU()
+    dropout.eval().transformer.h[0].attn.train()  # a part of an eval model back in training mode
+    assert scripted_steps_for(dropout) is None
+
+
+class Doubled(nn.Module):
+    def forward(self, x):
+        return 2 * x
+
+
+def _swap(model, path: str, module: nn.Module) -> nn.Module:
+    parent, name = model.get_submodule(path.rpartition(".")[0]), path.rpartition(".")[2]
+    old = getattr(parent, name)
+    setattr(parent, name, module)
+    return old
+
+
+@pytest.mark.parametrize("path, replacement", [
+    ("transformer.h.1.mlp.act", lambda: nn.SiLU()),
+    ("transformer.h.0.ln_2", lambda: nn.LayerNorm(24, eps=1e-3)),
+    ("lm_head", lambda: nn.Linear(24, 40)),  # a bias the scripted head would not add
+    ("transformer.drop", lambda: Doubled()),
+    ("hook_embed", lambda: Doubled()),
+    ("transformer.h.1.hook_resid_post", lambda: Doubled()),
+    ("transformer.h.0.attn.hook_z", lambda: Doubled()),
+    ("transformer.h.0.attn.resid_dropout", lambda: Doubled()),
+    ("transformer.h.1.mlp.dropout", lambda: Doubled()),
+    ("transformer.h.0.attn.c_proj", lambda: nn.Identity()),
+    ("transformer.h.0.attn", lambda: __import__("gptlab").models.attention.CausalSelfAttention(
+        ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_embd=24, block_size=16, pos="rope", mlp="relu2"))),
+])
+def test_a_replaced_module_anywhere_keeps_the_models_forward(path, replacement):
+    """Any module other than the one GPT.__init__ puts there (another type, setting, or head count) means the
+    model's forward; put the original back and the step returns."""
+    model = model_of("rope-relu2")
+    original = _swap(model, path, replacement())
+    assert scripted_steps_for(model) is None, path
+    _swap(model, path, original)
+    assert scripted_steps_for(model) is not None
+
+
+def test_a_patched_forward_keeps_the_models_forward(monkeypatch):
+    """A forward replaced on one module or on its class is the model's forward now: not the scripted step's."""
+    from gptlab.models.gpt import MLP
+
+    model = model_of("rope-relu2")
+    monkeypatch.setattr(model.transformer.h[0].mlp, "forward", lambda x: x * 0)
     assert scripted_steps_for(model) is None
-    model.transformer.h[1].mlp.act = act
-    model.transformer.h[0].ln_2 = nn.LayerNorm(24, eps=1e-3)
+    monkeypatch.undo()
+    assert scripted_steps_for(model) is not None
+    monkeypatch.setattr(MLP, "forward", lambda self, x: x * 0)
     assert scripted_steps_for(model) is None
 
 
@@ -163,3 +209,65 @@ def test_the_scripted_race_draws_what_sample_rows_draws():
     for _ in range(5):
         assert sample_rows(logits, settings, mine, race=steps.race) == sample_rows(logits, settings, theirs)
     assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(mine, theirs, strict=True))
+
+
+def test_a_fresh_engine_that_prefills_on_two_threads_makes_one_storage(tiny_text):
+    """The first step of a new engine prefills prompts of several lengths on two threads: both find the cache's
+    storage not made yet. Over 40 fresh engines of 8 readers released together, every reader gets
+    generate_ids's tokens (before the storage was made under a lock, about 1 in 10 such engines gave a row
+    zero keys, or every reader a TypeError)."""
+    import threading
+
+    model, tok = train_tiny(ModelConfig(kind="gpt", n_layer=4, n_head=2, n_embd=16, block_size=16, pos="rope",
+                                        mlp="relu2"), tiny_text, steps=5)
+    text = "First Citizen: Before we proceed"
+    jobs = [(tok.encode(text[: 5 + i % 3]), GenerationSettings(max_new_tokens=4, temperature=0.0))
+            for i in range(8)]
+    expected = [list(generate_ids(model, ids, s)) for ids, s in jobs]
+    for _ in range(40):
+        engine, got = GenerationEngine(model), [None] * len(jobs)
+        barrier = threading.Barrier(len(jobs))
+
+        def read(i, engine=engine, got=got, barrier=barrier):
+            barrier.wait()
+            try:
+                got[i] = list(engine.stream(*jobs[i]))
+            except Exception as exc:  # noqa: BLE001 - compared below
+                got[i] = exc
+
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(len(jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert got == expected
+
+
+def test_a_failed_step_leaves_nothing_in_the_cache_for_later_requests(tiny_text):
+    """A request that fails on NaN weights writes NaN keys into the cache storage; once the weights are mended
+    in place, later requests on the same engine get generate_ids's tokens (the mask's -inf does not cancel a
+    NaN left past a row's length, so the engine starts a fresh cache after a failed step)."""
+    from gptlab import GptlabError
+
+    model, tok = train_tiny(ModelConfig(kind="gpt", n_layer=2, n_head=2, n_embd=16, block_size=16, pos="rope",
+                                        mlp="relu2"), tiny_text, steps=5)
+    engine = GenerationEngine(model)
+    long_prompt = tok.encode("Before we proceed any further")[-14:]
+    weight = model.transformer.wte.weight
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight[long_prompt[3]] = float("nan")
+    with pytest.raises(GptlabError):
+        list(engine.stream(long_prompt, GenerationSettings(max_new_tokens=3, seed=1)))
+    wait_for(lambda: engine._thread is None)
+    assert not any(layer.k is not None and layer.k.isnan().any() for layer in engine.cache.storage)
+    with torch.no_grad():
+        weight.copy_(saved)
+    # a short row where the failed one was, and a longer one beside it: the short row's scores then reach past
+    # its own length, over the positions the failed request left
+    jobs = [(tok.encode("Fir"), GenerationSettings(max_new_tokens=40, seed=2)),
+            (tok.encode("First Citizen"), GenerationSettings(max_new_tokens=40, seed=3))]
+    streams = [engine.stream(ids, s) for ids, s in jobs]
+    firsts = [[next(stream)] for stream in streams]
+    assert [f + list(stream) for f, stream in zip(firsts, streams, strict=True)] == [
+        list(generate_ids(model, ids, s)) for ids, s in jobs]

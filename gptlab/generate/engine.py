@@ -126,9 +126,10 @@ class GenerationEngine:
         waits for it). A reader that comes back every so often (the app sends text a few times a second) then
         wakes once per visit instead of once per token. Same errors as ``stream``."""
         model = self.model
-        if model.training and model.config.dropout > 0:
+        dropping = [m.p for m in model.modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]
+        if dropping:  # the model, or one of its parts (model.transformer.h[0].train()), in training mode
             raise SettingsError(
-                f"The model is in training mode with dropout {model.config.dropout}: its batched rows would "
+                f"The model is in training mode with dropout {max(dropping)}: its batched rows would "
                 "share one stream of dropout masks, so a request's text would depend on the others in its batch. "
                 "Call model.eval() before generating."
             )
@@ -195,6 +196,15 @@ class GenerationEngine:
                 for row in self.rows:
                     row.out.put(error)
                 self.rows.clear()
+                # the storage may hold what the failed step wrote (NaN keys from weights that hold NaN, say),
+                # past the lengths of later rows: under the mask's -inf a NaN stays NaN, so start afresh
+                self._placed = None
+                model = self._model()
+                try:
+                    if model is not None:
+                        self._place(model)
+                except Exception:  # noqa: BLE001 - never end this thread here; a request arriving idle places it
+                    pass
 
     def _step(self) -> None:
         self._leave(lambda row: row.cancelled)
@@ -304,7 +314,11 @@ class GenerationEngine:
             else:
                 half = n // 2
                 second = self._helper().submit(_forward, step, last[half:], cache, half, n)
-                logits = torch.cat([step(last[:half], cache, 0, half), second.result()])
+                try:
+                    first = step(last[:half], cache, 0, half)
+                finally:  # the helper's half is done (or failed) before this step ends, whatever happened here
+                    logits = second.result()
+                logits = torch.cat([first, logits])
         tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows],
                              race=steps.race if steps is not None else None)
         for row, token in zip(rows, tokens, strict=True):

@@ -36,8 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..hooks import HookPoint
 from ..models.attention import CausalSelfAttention, KVCache, positions_rotary
 from ..models.batch_cache import BatchKVCache
+from ..models.dropout import Dropout
 from ..models.gpt import GPT, MLP, Block, ReLUSquared
 
 
@@ -141,6 +143,10 @@ def _prefill_step(idx: torch.Tensor, wte: torch.Tensor, wpe: torch.Tensor, cos: 
     return F.linear(F.layer_norm(x, [x.size(-1)], ln_f[0], ln_f[1]), head), keys, values
 
 
+# torch.jit.script warns that it is deprecated (see the module note) each time it compiles: this one message is
+# silenced once, here, rather than around each call (catch_warnings swaps every thread's filters meanwhile)
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+
 _scripted: dict[str, Any] = {}  # the compiled steps, made on first use; empty after scripting failed
 _script_lock = threading.Lock()
 _script_failed = False
@@ -151,45 +157,76 @@ def _compiled() -> dict[str, Any]:
     with _script_lock:
         if not _scripted and not _script_failed:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's (see the module note)
-                    _scripted.update(decode=torch.jit.script(_decode_step), prefill=torch.jit.script(_prefill_step),
-                                     race=torch.jit.script(_race))
+                _scripted.update(decode=torch.jit.script(_decode_step), prefill=torch.jit.script(_prefill_step),
+                                 race=torch.jit.script(_race))
             except Exception:  # noqa: BLE001 - no sources, no TorchScript: the engine uses the model's forward
                 _scripted.clear()
                 _script_failed = True
         return _scripted
 
 
-def _hooked(model: nn.Module) -> bool:
-    from torch.nn.modules import module as module_globals
+def _expected_modules(config) -> dict[str, type]:
+    """Every module of a GPT as GPT.__init__ builds it for ``config`` (gpt or blocks kind), by path: its type."""
+    qk_norm = nn.RMSNorm if config.qk_norm else nn.Identity
+    spec: dict[str, type] = {"": GPT, "transformer": nn.ModuleDict, "transformer.wte": nn.Embedding,
+                             "transformer.drop": Dropout, "transformer.h": nn.ModuleList,
+                             "transformer.ln_f": nn.LayerNorm, "hook_embed": HookPoint, "lm_head": nn.Linear}
+    if config.pos == "learned":
+        spec["transformer.wpe"] = nn.Embedding
+    for i in range(config.n_layer):
+        b = f"transformer.h.{i}"
+        spec |= {b: Block, f"{b}.ln_1": nn.LayerNorm, f"{b}.attn": CausalSelfAttention, f"{b}.ln_2": nn.LayerNorm,
+                 f"{b}.mlp": MLP, f"{b}.hook_resid_post": HookPoint, f"{b}.attn.c_attn": nn.Linear,
+                 f"{b}.attn.c_proj": nn.Linear, f"{b}.attn.q_norm": qk_norm, f"{b}.attn.k_norm": qk_norm,
+                 f"{b}.attn.attn_dropout": Dropout, f"{b}.attn.resid_dropout": Dropout,
+                 f"{b}.mlp.c_fc": nn.Linear, f"{b}.mlp.act": nn.GELU if config.mlp == "gelu" else ReLUSquared,
+                 f"{b}.mlp.c_proj": nn.Linear, f"{b}.mlp.dropout": Dropout}
+        spec |= {f"{b}.attn.hook_{name}": HookPoint for name in ("q", "k", "v", "attn_scores", "pattern", "z")}
+    return spec
 
-    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+_KNOWN = (GPT, Block, CausalSelfAttention, MLP, ReLUSquared, Dropout, HookPoint, nn.ModuleDict, nn.ModuleList,
+          nn.Embedding, nn.Linear, nn.LayerNorm, nn.RMSNorm, nn.Identity, nn.GELU)
+_FORWARDS = {kind: kind.forward for kind in _KNOWN}  # as imported: a forward patched later is not ours
+
+
+def _settings_ok(path: str, module: nn.Module, config) -> bool:
+    """The settings the scripted steps assume of one module (the shapes follow from the weights they read)."""
+    C = config.n_embd
+    if isinstance(module, Dropout):
+        return not module.training or module.p == 0  # per module: a submodule may train in an eval model
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape == (C,) and module.eps == 1e-5 and module.elementwise_affine
+    if isinstance(module, nn.RMSNorm):
+        return module.eps is None and not module.elementwise_affine
+    if isinstance(module, nn.GELU):
+        return module.approximate == "none"
+    if isinstance(module, nn.Embedding):
+        return module.max_norm is None
+    if isinstance(module, CausalSelfAttention):
+        return (module.n_head, module.head_size, module.rope) == (config.n_head, config.head_size, config.pos == "rope")
+    if path == "lm_head":
+        return module.bias is None
+    return True
 
 
 def _plain_gpt(model: nn.Module) -> bool:
-    """A GPT built of the ladder's own Block, attention, MLP and norm modules, as GPT.__init__ makes them."""
+    """A GPT built exactly as GPT.__init__ builds it: every module where it puts one, of its type and settings,
+    with its own forward, and no hook on any of them (nor a global one)."""
+    from torch.nn.modules import module as module_globals
+
     if type(model) is not GPT or model.config.kind not in ("gpt", "blocks"):
         return False
-    config = model.config
-    activation = nn.GELU if config.mlp == "gelu" else ReLUSquared
-    qk_norm = nn.RMSNorm if config.qk_norm else nn.Identity
-    norms = [model.transformer.ln_f]
-    for block in model.transformer.h:
-        attn, mlp = block.attn, block.mlp
-        if (type(block) is not Block or type(attn) is not CausalSelfAttention or type(mlp) is not MLP
-                or type(attn.c_attn) is not nn.Linear or type(attn.c_proj) is not nn.Linear
-                or type(mlp.c_fc) is not nn.Linear or type(mlp.c_proj) is not nn.Linear
-                or type(mlp.act) is not activation or getattr(mlp.act, "approximate", "none") != "none"
-                or type(attn.q_norm) is not qk_norm or type(attn.k_norm) is not qk_norm
-                or attn.rope != (config.pos == "rope")):
+    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
+        return False
+    expected, config, found = _expected_modules(model.config), model.config, 0
+    for path, module in model.named_modules():
+        kind = type(module)
+        if (expected.get(path) is not kind or "forward" in vars(module) or kind.forward is not _FORWARDS[kind]
+                or module._forward_hooks or module._forward_pre_hooks or not _settings_ok(path, module, config)):
             return False
-        if config.qk_norm and any(n.eps is not None or n.elementwise_affine for n in (attn.q_norm, attn.k_norm)):
-            return False
-        norms += [block.ln_1, block.ln_2]
-    return all(type(n) is nn.LayerNorm and n.eps == 1e-5 and n.elementwise_affine for n in norms)
+        found += 1
+    return found == len(expected)
 
 
 class ScriptedSteps:
@@ -255,7 +292,7 @@ def scripted_steps_for(model: nn.Module) -> ScriptedSteps | None:
     """The scripted steps of ``model`` as it is now, or None where the model's own forward must run (see the
     module note). Checked on every call (about 0.3 ms): hooks and modules can change between steps.
     """
-    if not _plain_gpt(model) or (model.training and model.config.dropout > 0) or _hooked(model):
+    if not _plain_gpt(model):
         return None
     compiled = _compiled()
     return ScriptedSteps(model, compiled) if compiled else None

@@ -9,6 +9,8 @@ calls ``begin`` before each forward (or takes ``rows_view``s of disjoint rows, o
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from .attention import KVCache, positions_rotary
@@ -25,11 +27,13 @@ class BatchLayerKV:
     def put(self, rows: int | torch.Tensor, kv, capacity: int, index: int | slice = slice(None)) -> None:
         """Copy sequences ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``rows``: one sequence
         into one row, or every sequence into rows (B,) in one copy."""
-        if self.k is None:
-            _, nh, _, hs = kv.k.shape
-            self.k = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
-            self.v = torch.zeros_like(self.k)
-        self.grow(capacity)
+        if self.k is None or self.k.size(0) < capacity:
+            with self.owner.lock:  # the engine may prefill on two threads at once: one storage, made once
+                if self.k is None:
+                    _, nh, _, hs = kv.k.shape
+                    v = kv.k.new_zeros((capacity, nh, self.owner.block_size, hs))
+                    self.v, self.k = v, torch.zeros_like(v)
+                self.grow(capacity)
         L = kv.k.size(2)
         self.k[rows, :, :L] = kv.k[index]
         self.v[rows, :, :L] = kv.v[index]
@@ -55,6 +59,7 @@ class BatchKVCache:
     def __init__(self, n_layer: int, block_size: int, device: torch.device | str = "cpu",
                  max_rows: int | None = None) -> None:
         self.block_size, self.device, self.max_rows = block_size, torch.device(device), max_rows
+        self.lock = threading.Lock()  # for making and growing the storage
         self.lengths: list[int] = []  # real positions per row
         self.storage = [BatchLayerKV(self) for _ in range(n_layer)]
         self.view: RowsView | None = None  # set by begin
