@@ -26,6 +26,7 @@ the engine keeps working on the model's forward, slower.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import warnings
@@ -165,21 +166,22 @@ def _compiled() -> dict[str, Any]:
         return _scripted
 
 
-def _expected_modules(config) -> dict[str, type]:
-    """Every module of a GPT as GPT.__init__ builds it for ``config`` (gpt or blocks kind), by path: its type."""
-    qk_norm = nn.RMSNorm if config.qk_norm else nn.Identity
+@functools.lru_cache(maxsize=64)
+def _expected_modules(n_layer: int, pos: str, mlp: str, qk_norm: bool) -> dict[str, type]:
+    """Every module of a GPT as GPT.__init__ builds it (gpt or blocks kind), by path: its type. Read-only."""
+    norm = nn.RMSNorm if qk_norm else nn.Identity
     spec: dict[str, type] = {"": GPT, "transformer": nn.ModuleDict, "transformer.wte": nn.Embedding,
                              "transformer.drop": Dropout, "transformer.h": nn.ModuleList,
                              "transformer.ln_f": nn.LayerNorm, "hook_embed": HookPoint, "lm_head": nn.Linear}
-    if config.pos == "learned":
+    if pos == "learned":
         spec["transformer.wpe"] = nn.Embedding
-    for i in range(config.n_layer):
+    for i in range(n_layer):
         b = f"transformer.h.{i}"
         spec |= {b: Block, f"{b}.ln_1": nn.LayerNorm, f"{b}.attn": CausalSelfAttention, f"{b}.ln_2": nn.LayerNorm,
                  f"{b}.mlp": MLP, f"{b}.hook_resid_post": HookPoint, f"{b}.attn.c_attn": nn.Linear,
-                 f"{b}.attn.c_proj": nn.Linear, f"{b}.attn.q_norm": qk_norm, f"{b}.attn.k_norm": qk_norm,
+                 f"{b}.attn.c_proj": nn.Linear, f"{b}.attn.q_norm": norm, f"{b}.attn.k_norm": norm,
                  f"{b}.attn.attn_dropout": Dropout, f"{b}.attn.resid_dropout": Dropout,
-                 f"{b}.mlp.c_fc": nn.Linear, f"{b}.mlp.act": nn.GELU if config.mlp == "gelu" else ReLUSquared,
+                 f"{b}.mlp.c_fc": nn.Linear, f"{b}.mlp.act": nn.GELU if mlp == "gelu" else ReLUSquared,
                  f"{b}.mlp.c_proj": nn.Linear, f"{b}.mlp.dropout": Dropout}
         spec |= {f"{b}.attn.hook_{name}": HookPoint for name in ("q", "k", "v", "attn_scores", "pattern", "z")}
     return spec
@@ -219,7 +221,8 @@ def _plain_gpt(model: nn.Module) -> bool:
         return False
     if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
         return False
-    expected, config, found = _expected_modules(model.config), model.config, 0
+    config, found = model.config, 0
+    expected = _expected_modules(config.n_layer, config.pos, config.mlp, config.qk_norm)
     for path, module in model.named_modules():
         kind = type(module)
         if (expected.get(path) is not kind or "forward" in vars(module) or kind.forward is not _FORWARDS[kind]
