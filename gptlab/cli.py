@@ -1,4 +1,5 @@
-"""What gptlab's command lines share: ending quietly when the reader of their output goes away.
+"""What gptlab's command lines share: ending quietly when the reader of their output goes away, and hearing
+Ctrl-C however they were started.
 
 ``python -m gptlab.generate ckpt "ROMEO:" | head -c 100`` closes the pipe after 100 bytes; the next write
 then raises BrokenPipeError, which would end in a traceback (and a second one when Python flushes standard
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 # 128 + SIGPIPE (13): the status a shell reports for cat, seq or yes cut short by `| head`, so a script
@@ -19,7 +22,14 @@ BROKEN_PIPE_EXIT = 141
 
 def run_cli(main: Callable[[], int]) -> int:
     """``main()``'s exit code, or BROKEN_PIPE_EXIT with nothing printed when standard output's reader closed
-    the pipe: the program stops at its next write, as a Unix tool killed by SIGPIPE would."""
+    the pipe: the program stops at its next write, as a Unix tool killed by SIGPIPE would.
+
+    Ctrl-C (SIGINT) raises KeyboardInterrupt even where the command was started with SIGINT ignored, as a shell
+    without job control starts a background job (``cmd &`` in a script) and every process it starts inherits:
+    Python then leaves SIGINT ignored, and ``kill -INT`` (a test's, a supervisor's) did nothing.
+    """
+    if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             return main()

@@ -1,6 +1,7 @@
 """Ctrl-C (SIGINT) while the terminal CLI streams through the generation engine: the interactive loop stops
 that completion and serves the next prompt; a one-shot run exits with 130, neither waits for the 20,000
-tokens it asked for (real subprocesses, the tiny checkpoint)."""
+tokens it asked for (real subprocesses, the tiny checkpoint). Each CLI starts with SIGINT ignored, as a
+background job of a shell without job control does (``pytest ... &`` in a script): run_cli must still hear it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 from gptlab import GenerationSettings, generate, load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-WAIT_S = 120  # a guard against a hang, never a speed goal: 20,000 tokens of the tiny model take far longer
+WAIT_S = 120  # a guard against a hang, never a speed goal (20,000 tokens of the tiny model take ~16 s)
 
 
 def start(*args: str) -> subprocess.Popen:
+    """The CLI with SIGINT ignored from the start, as a background job inherits it."""
     return subprocess.Popen([sys.executable, "-m", "gptlab.generate", *args], cwd=REPO_ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def read_until(proc: subprocess.Popen, seen: bytes, wanted: bytes, more: int = 0) -> bytes:

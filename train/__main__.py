@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import signal
 import sys
 
 from gptlab.cli import run_cli
@@ -39,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .loop import train
 
-    # SIGINT saves and stops the run, even when the launching shell started it with SIGINT
-    # ignored (background jobs inherit that), so `kill -INT` always reaches the loop.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGINT saves and stops the run (run_cli makes sure it is heard, even from a background job)
     command = "python -m train " + " ".join(shlex.quote(a) for a in argv)
     try:
         train(config, command=command)
