@@ -74,8 +74,8 @@ def readme_block(results: dict[str, Any]) -> str:
     m = results["machine"]
     loads = [m["load_at_start"][0], m.get("load_at_end", [None])[0]]
     head = (f"From `bench/RESULTS.md`, last written by `{results.get('command', 'python -m bench')}` "
-            f"({results['finished']}; {m['cores']} cores, {m['threads']} threads, 1-minute load {loads[0]} at the start "
-            f"and {loads[1]} at the end). Sections that run did not measure keep their own run, date and load, "
+            f"({results['finished']}; {m['cores']} cores, {m['threads']} threads, 1-minute load {loads[0]} at the "
+            f"start and {loads[1]} at the end). Sections that run did not measure keep their own run, date and load, "
             "and every row its own load, there:")
     return "\n".join([README_START, head, "", *targets_table(results), "", README_END])
 
