@@ -73,17 +73,20 @@ def start_app(checkpoints: str, models: str, log: Path, timeout: float = 180.0) 
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **ENV}, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the app exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    stop_app(proc)
-    raise SystemExit(f"error: the app did not answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"error: the app exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise SystemExit(f"error: the app did not answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+    except BaseException:  # Ctrl-C while waiting too: no app is left running behind the caller's back
+        stop_app(proc)
+        raise
 
 
 def stop_app(proc: subprocess.Popen) -> None:

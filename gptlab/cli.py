@@ -26,9 +26,12 @@ def run_cli(main: Callable[[], int]) -> int:
 
     Ctrl-C (SIGINT) raises KeyboardInterrupt even where the command was started with SIGINT ignored, as a shell
     without job control starts a background job (``cmd &`` in a script) and every process it starts inherits:
-    Python then leaves SIGINT ignored, and ``kill -INT`` (a test's, a supervisor's) did nothing.
+    Python then leaves SIGINT ignored, and ``kill -INT`` (a test's, a supervisor's) did nothing. Only an ignored
+    SIGINT is changed (a handler of the caller's stays); one that comes while the modules still import, before
+    this runs, is still ignored.
     """
-    if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
+    # signal handlers belong to the main thread
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from gptlab import GenerationSettings, ModelConfig
+from gptlab import GenerationSettings, ModelConfig, SettingsError
 from gptlab.generate import GenerationEngine
 from gptlab.models import build_model
 
@@ -82,3 +82,60 @@ def test_an_engine_whose_model_was_dropped_says_to_keep_the_model():
     gc.collect()
     with pytest.raises(GptlabError, match="keep the model in a variable"):
         list(engine.stream([1, 2], GenerationSettings(max_new_tokens=3, seed=0)))
+
+
+def test_a_request_that_has_all_its_tokens_is_not_failed_by_a_later_error_in_its_step():
+    """Row A's last token comes from the decode of a step whose prefill of another request (B, whose prompt
+    meets a NaN embedding row) fails on the helper thread beside it. A has all its tokens and its end: A's
+    reader, coming back only every 0.3 s as the app's does, ends with them and no error; B gets the error."""
+    import time
+
+    from gptlab import GptlabError, generate_ids
+
+    model = tiny_model()
+    a_ids, a_settings = [1, 2, 3], GenerationSettings(max_new_tokens=3, temperature=0.0)
+    a_alone = list(generate_ids(model, a_ids, a_settings))
+    bad = next(t for t in range(20) if t not in a_ids + a_alone)
+    with torch.no_grad():
+        model.transformer.wte.weight[bad] = float("nan")
+    engine = GenerationEngine(model)
+    step = engine._step
+
+    def slow_step() -> None:  # a slow step, so that B surely joins while A still decodes
+        time.sleep(0.2)
+        step()
+
+    engine._step = slow_step
+    got: dict[str, object] = {}
+
+    def read_a() -> None:
+        tokens: list[int] = []
+        try:
+            for chunk in engine.stream_chunks(a_ids, a_settings):
+                tokens += chunk
+                time.sleep(0.3)
+            got["A"] = tokens
+        except Exception as exc:  # noqa: BLE001 - compared below
+            got["A"] = exc
+
+    def read_b() -> None:
+        try:
+            got["B"] = list(engine.stream([4, bad, 5], GenerationSettings(max_new_tokens=5, seed=3)))
+        except Exception as exc:  # noqa: BLE001 - compared below
+            got["B"] = exc
+
+    a = threading.Thread(target=read_a, daemon=True)
+    a.start()
+    time.sleep(0.05)  # A is in the first step
+    b = threading.Thread(target=read_b, daemon=True)
+    b.start()
+    a.join(WAIT_S)
+    b.join(WAIT_S)
+    assert got["A"] == a_alone
+    assert isinstance(got["B"], GptlabError)
+    assert engine.overlapped_steps >= 1  # B's prefill ran beside A's decode
+
+
+def test_an_engine_needs_room_for_a_row():
+    with pytest.raises(SettingsError, match="max_rows"):
+        GenerationEngine(tiny_model(), max_rows=0)

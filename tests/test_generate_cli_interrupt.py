@@ -63,3 +63,19 @@ def test_ctrl_c_ends_a_one_shot_run_with_130(tiny_checkpoints):
         proc.kill()
     assert proc.returncode == 130, err[-2000:]
     assert b"Traceback" not in err
+
+
+def test_run_cli_leaves_a_callers_own_sigint_handler_alone():
+    """Only an ignored SIGINT is put back to Python's handler: a program that calls run_cli with its own
+    handler keeps it."""
+    from gptlab.cli import run_cli
+
+    def own(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, own)
+    try:
+        assert run_cli(lambda: 0) == 0
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)

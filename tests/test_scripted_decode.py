@@ -271,3 +271,37 @@ def test_a_failed_step_leaves_nothing_in_the_cache_for_later_requests(tiny_text)
     firsts = [[next(stream)] for stream in streams]
     assert [f + list(stream) for f, stream in zip(firsts, streams, strict=True)] == [
         list(generate_ids(model, ids, s)) for ids, s in jobs]
+
+
+def test_a_warnings_filter_that_raises_does_not_turn_the_scripted_steps_off():
+    """A process whose code turns warnings into errors after importing gptlab (pytest -W error, a strict
+    notebook): compiling the steps meets torch.jit.script's deprecation warning, which must not make the
+    engine fall back to the model's forward for good (a fresh process: this one has compiled them already)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, torch; from gptlab import ModelConfig, build_model; "
+            "from gptlab.generate.scripted import scripted_steps_for; warnings.simplefilter('error'); "
+            "m = build_model(ModelConfig(kind='gpt', vocab_size=20, n_layer=1, n_head=2, n_embd=16, block_size=8)); "
+            "print(scripted_steps_for(m.eval()) is not None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_an_attention_with_its_own_dropout_in_training_mode_is_not_scripted_and_is_refused():
+    """model.train() with every dropout module's p set to 0 still leaves each attention's own dropout number,
+    which its fused kernel (and the CPU's written-out path) applies in training mode: the scripted steps would
+    not, so the model's forward is the one, and the engine refuses it as it refuses any dropout in training."""
+    from gptlab import SettingsError
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="gpt", vocab_size=40, n_layer=1, n_head=2, n_embd=16, block_size=8,
+                                    dropout=0.1)).train()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    assert scripted_steps_for(model) is None
+    with pytest.raises(SettingsError, match="training mode with dropout 0.1"):
+        next(GenerationEngine(model).stream([1, 2], GenerationSettings(max_new_tokens=2)))
+    model.eval()
+    assert scripted_steps_for(model) is not None

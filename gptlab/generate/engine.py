@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import GptlabError, SettingsError
+from ..models.attention import CausalSelfAttention
 from ..models.batch_cache import BatchKVCache
 from ..sampling import GenerationSettings, sample_rows
 from .scripted import ScriptedSteps, scripted_steps_for
@@ -70,6 +71,8 @@ class GenerationEngine:
     def __init__(self, model: nn.Module, max_rows: int = MAX_ROWS) -> None:
         # a weak reference: engine_for keeps one engine per model for as long as the model lives, so the engine
         # must not keep its model alive (the engine thread holds it only while it has rows)
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise SettingsError(f"max_rows must be a whole number of at least 1, got {max_rows!r}.")
         self._model, self.max_rows = weakref.ref(model), max_rows
         self.block = model.config.block_size
         # stateless: every next token depends on the last one alone (bigram), or the context is one token
@@ -126,7 +129,7 @@ class GenerationEngine:
         waits for it). A reader that comes back every so often (the app sends text a few times a second) then
         wakes once per visit instead of once per token. Same errors as ``stream``."""
         model = self.model
-        dropping = [m.p for m in model.modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]
+        dropping = [p for p in map(_dropout_of, model.modules()) if p > 0]
         if dropping:  # the model, or one of its parts (model.transformer.h[0].train()), in training mode
             raise SettingsError(
                 f"The model is in training mode with dropout {max(dropping)}: its batched rows would "
@@ -155,13 +158,13 @@ class GenerationEngine:
                 items = [row.out.get()]  # waits for the next token
                 while not row.out.empty():
                     items.append(row.out.get())
-                chunk = [item for item in items if isinstance(item, int)]
-                if chunk:
-                    yield chunk
-                if isinstance(items[-1], BaseException):
-                    raise items[-1]
-                if items[-1] is _END:
-                    return
+                end = next((i for i, item in enumerate(items) if not isinstance(item, int)), len(items))
+                if end:  # the tokens before the first end or error; nothing after it is this request's
+                    yield items[:end]
+                if end < len(items):
+                    if items[end] is _END:
+                        return
+                    raise items[end]
         finally:
             row.cancelled = True  # read by the engine thread at its next step
 
@@ -194,7 +197,8 @@ class GenerationEngine:
                 # thread's, and re-raised as such in a server's worker thread it could stop the server
                 error = exc if isinstance(exc, Exception) else _interrupted(exc)
                 for row in self.rows:
-                    row.out.put(error)
+                    if row.remaining > 0:  # a row that has all its tokens got its end already
+                        row.out.put(error)
                 self.rows.clear()
                 # the storage may hold what the failed step wrote (NaN keys from weights that hold NaN, say),
                 # past the lengths of later rows: under the mask's -inf a NaN stays NaN, so start afresh
@@ -385,6 +389,16 @@ def checked_ids(ids, vocab_size: int) -> list[int]:
     if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab_size for i in ids):
         raise SettingsError(f"Token ids must be whole numbers in 0..{vocab_size - 1} for this model.")
     return list(ids)
+
+
+def _dropout_of(module: nn.Module) -> float:
+    """The dropout probability ``module`` applies now: a dropout module's p, or an attention's own dropout
+    (CausalSelfAttention passes it to the fused kernel), while in training mode; else 0."""
+    if not module.training:
+        return 0.0
+    if isinstance(module, nn.modules.dropout._DropoutNd):  # Dropout, Dropout1d/2d/3d, AlphaDropout...
+        return module.p
+    return float(getattr(module, "dropout", 0.0)) if isinstance(module, CausalSelfAttention) else 0.0
 
 
 def _interrupted(exc: BaseException) -> RuntimeError:

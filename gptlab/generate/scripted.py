@@ -144,10 +144,6 @@ def _prefill_step(idx: torch.Tensor, wte: torch.Tensor, wpe: torch.Tensor, cos: 
     return F.linear(F.layer_norm(x, [x.size(-1)], ln_f[0], ln_f[1]), head), keys, values
 
 
-# torch.jit.script warns that it is deprecated (see the module note) each time it compiles: this one message is
-# silenced once, here, rather than around each call (catch_warnings swaps every thread's filters meanwhile)
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
-
 _scripted: dict[str, Any] = {}  # the compiled steps, made on first use; empty after scripting failed
 _script_lock = threading.Lock()
 _script_failed = False
@@ -158,8 +154,13 @@ def _compiled() -> dict[str, Any]:
     with _script_lock:
         if not _scripted and not _script_failed:
             try:
-                _scripted.update(decode=torch.jit.script(_decode_step), prefill=torch.jit.script(_prefill_step),
-                                 race=torch.jit.script(_race))
+                # once per process: torch.jit.script warns that it is deprecated (see the module note), and a
+                # caller's filter that turns warnings into errors must not turn the scripted steps off for good
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
+                                            category=DeprecationWarning)
+                    _scripted.update(decode=torch.jit.script(_decode_step), prefill=torch.jit.script(_prefill_step),
+                                     race=torch.jit.script(_race))
             except Exception:  # noqa: BLE001 - no sources, no TorchScript: the engine uses the model's forward
                 _scripted.clear()
                 _script_failed = True
@@ -205,8 +206,9 @@ def _settings_ok(path: str, module: nn.Module, config) -> bool:
         return module.approximate == "none"
     if isinstance(module, nn.Embedding):
         return module.max_norm is None
-    if isinstance(module, CausalSelfAttention):
-        return (module.n_head, module.head_size, module.rope) == (config.n_head, config.head_size, config.pos == "rope")
+    if isinstance(module, CausalSelfAttention):  # its own dropout number drives the fused kernel's dropout
+        shape = (config.n_head, config.head_size, config.pos == "rope")
+        return (module.n_head, module.head_size, module.rope) == shape and (not module.training or module.dropout == 0)
     if path == "lm_head":
         return module.bias is None
     return True
