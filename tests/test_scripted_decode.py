@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import train_tiny
-from test_batched_generation import wait_for
+from test_batched_generation import crowd, wait_for
 from torch import nn
 
 from gptlab import GenerationSettings, ModelConfig, build_model, generate_ids
@@ -170,10 +170,7 @@ def test_a_replaced_module_is_decoded_as_the_model_computes_it(tiny_text):
     model.transformer.h[1].mlp.act = nn.Tanh()
     jobs = [(tok.encode(p), GenerationSettings(max_new_tokens=30, seed=i)) for i, p in enumerate(["Fir", "Be"])]
     engine = GenerationEngine(model)
-    streams = [engine.stream(ids, s) for ids, s in jobs]
-    firsts = [[next(s)] for s in streams]
-    assert [f + list(s) for f, s in zip(firsts, streams, strict=True)] == [
-        list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert crowd(engine, jobs) == [list(generate_ids(model, ids, s)) for ids, s in jobs]
     assert engine.scripted_steps == 0
 
 
@@ -187,10 +184,7 @@ def test_prefills_beside_the_decode_change_no_rows_tokens(tiny_text, pos):
     jobs = [(tok.encode(text[: 1 + 3 * i]), GenerationSettings(max_new_tokens=45, temperature=0.9, seed=70 + i))
             for i in range(12)]
     engine = GenerationEngine(model)
-    streams = [engine.stream(ids, s) for ids, s in jobs]
-    firsts = [[next(s)] for s in streams]
-    assert [f + list(s) for f, s in zip(firsts, streams, strict=True)] == [
-        list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert crowd(engine, jobs) == [list(generate_ids(model, ids, s)) for ids, s in jobs]
     assert engine.overlapped_steps > 0 and engine.scripted_steps > 0
 
 
@@ -267,10 +261,7 @@ def test_a_failed_step_leaves_nothing_in_the_cache_for_later_requests(tiny_text)
     # its own length, over the positions the failed request left
     jobs = [(tok.encode("Fir"), GenerationSettings(max_new_tokens=40, seed=2)),
             (tok.encode("First Citizen"), GenerationSettings(max_new_tokens=40, seed=3))]
-    streams = [engine.stream(ids, s) for ids, s in jobs]
-    firsts = [[next(stream)] for stream in streams]
-    assert [f + list(stream) for f, stream in zip(firsts, streams, strict=True)] == [
-        list(generate_ids(model, ids, s)) for ids, s in jobs]
+    assert crowd(engine, jobs) == [list(generate_ids(model, ids, s)) for ids, s in jobs]
 
 
 def test_a_warnings_filter_that_raises_does_not_turn_the_scripted_steps_off():

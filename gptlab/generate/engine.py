@@ -36,10 +36,9 @@ import torch
 from torch import nn
 
 from ..errors import GptlabError, SettingsError
-from ..models.attention import CausalSelfAttention
 from ..models.batch_cache import BatchKVCache
 from ..sampling import GenerationSettings, sample_rows
-from .scripted import ScriptedSteps, scripted_steps_for
+from .scripted import ScriptedSteps, dropout_now, scripted_steps_for
 from .threads import set_own_threads
 
 MAX_ROWS = 64  # rows decoded together; later requests join as rows leave
@@ -129,7 +128,7 @@ class GenerationEngine:
         waits for it). A reader that comes back every so often (the app sends text a few times a second) then
         wakes once per visit instead of once per token. Same errors as ``stream``."""
         model = self.model
-        dropping = [p for p in map(_dropout_of, model.modules()) if p > 0]
+        dropping = [p for p in map(dropout_now, model.modules()) if p > 0]
         if dropping:  # the model, or one of its parts (model.transformer.h[0].train()), in training mode
             raise SettingsError(
                 f"The model is in training mode with dropout {max(dropping)}: its batched rows would "
@@ -258,20 +257,19 @@ class GenerationEngine:
         last half of it); rows whose windows have one length share a forward. A prompt that fills the context
         restarts at once, so at most two rounds. ``parallel`` with the scripted steps: half of the forwards run
         on the helper thread (a class that joins together has prompts of several lengths)."""
-        with torch.no_grad():  # per thread: this may run on the helper
-            while need := [i for i in indices if self._needs_prefill(i, self.rows[i])]:
-                by_length: dict[int, list[int]] = {}
-                for i in need:
-                    by_length.setdefault(len(self._window(self.rows[i])), []).append(i)
-                groups = list(by_length.values())
-                if parallel and steps is not None and len(groups) > 1:
-                    other = self._helper().submit(self._prefill_groups, groups[1::2], steps)
-                    try:
-                        self._prefill_groups(groups[0::2], steps)
-                    finally:
-                        other.result()
-                else:
-                    self._prefill_groups(groups, steps)
+        while need := [i for i in indices if self._needs_prefill(i, self.rows[i])]:
+            by_length: dict[int, list[int]] = {}
+            for i in need:
+                by_length.setdefault(len(self._window(self.rows[i])), []).append(i)
+            groups = list(by_length.values())
+            if parallel and steps is not None and len(groups) > 1:
+                other = self._helper().submit(self._prefill_groups, groups[1::2], steps)
+                try:
+                    self._prefill_groups(groups[0::2], steps)
+                finally:
+                    other.result()
+            else:
+                self._prefill_groups(groups, steps)
 
     def _needs_prefill(self, i: int, row: _Row) -> bool:
         return row.remaining > 0 and (not row.prefilled or self.cache.row_length(i) >= self.block)
@@ -282,7 +280,7 @@ class GenerationEngine:
 
     def _prefill_groups(self, groups: list[list[int]], steps: ScriptedSteps | None) -> None:
         """Each group (rows whose windows have one length): one forward on a fresh cache, copied into their rows."""
-        with torch.no_grad():
+        with torch.no_grad():  # per thread: this may run on the helper
             for group in groups:
                 ids = torch.tensor([self._window(self.rows[i]) for i in group], device=self.device)
                 if steps is not None:
@@ -292,11 +290,9 @@ class GenerationEngine:
                     logits, _ = self.model(ids, cache=kv)  # (len(group), T, vocab)
                 self.cache.put_rows(group, kv)
                 rows = [self.rows[i] for i in group]
-                tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows],
-                                     race=steps.race if steps is not None else None)
-                for row, token in zip(rows, tokens, strict=True):
+                for row in rows:
                     row.prefilled = True
-                    self._emit(row, token)
+                self._sample(rows, logits, steps)
 
     def _decode(self, n: int, steps: ScriptedSteps | None, split: bool = True) -> None:
         """One forward for the newest token of rows 0..n-1, each at its own position. From SPLIT_ROWS rows on (and
@@ -323,6 +319,11 @@ class GenerationEngine:
                 finally:  # the helper's half is done (or failed) before this step ends, whatever happened here
                     logits = second.result()
                 logits = torch.cat([first, logits])
+        self._sample(rows, logits, steps)
+
+    def _sample(self, rows: list[_Row], logits: torch.Tensor, steps: ScriptedSteps | None) -> None:
+        """Each row's next token from its last position's logits (len(rows), T, vocab), with its own settings
+        and generator (the scripted draw where there are scripted steps), handed to its reader."""
         tokens = sample_rows(logits[:, -1], [row.settings for row in rows], [row.generator for row in rows],
                              race=steps.race if steps is not None else None)
         for row, token in zip(rows, tokens, strict=True):
@@ -389,16 +390,6 @@ def checked_ids(ids, vocab_size: int) -> list[int]:
     if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab_size for i in ids):
         raise SettingsError(f"Token ids must be whole numbers in 0..{vocab_size - 1} for this model.")
     return list(ids)
-
-
-def _dropout_of(module: nn.Module) -> float:
-    """The dropout probability ``module`` applies now: a dropout module's p, or an attention's own dropout
-    (CausalSelfAttention passes it to the fused kernel), while in training mode; else 0."""
-    if not module.training:
-        return 0.0
-    if isinstance(module, nn.modules.dropout._DropoutNd):  # Dropout, Dropout1d/2d/3d, AlphaDropout...
-        return module.p
-    return float(getattr(module, "dropout", 0.0)) if isinstance(module, CausalSelfAttention) else 0.0
 
 
 def _interrupted(exc: BaseException) -> RuntimeError:

@@ -193,11 +193,22 @@ _KNOWN = (GPT, Block, CausalSelfAttention, MLP, ReLUSquared, Dropout, HookPoint,
 _FORWARDS = {kind: kind.forward for kind in _KNOWN}  # as imported: a forward patched later is not ours
 
 
+def dropout_now(module: nn.Module) -> float:
+    """The dropout probability ``module`` applies now: a dropout module's p, or an attention's own dropout
+    (CausalSelfAttention passes it to the fused kernel), while in training mode (per module: a part of an eval
+    model may be training); else 0."""
+    if not module.training:
+        return 0.0
+    if isinstance(module, nn.modules.dropout._DropoutNd):  # Dropout, Dropout1d/2d/3d, AlphaDropout...
+        return module.p
+    return module.dropout if isinstance(module, CausalSelfAttention) else 0.0
+
+
 def _settings_ok(path: str, module: nn.Module, config) -> bool:
     """The settings the scripted steps assume of one module (the shapes follow from the weights they read)."""
     C = config.n_embd
-    if isinstance(module, Dropout):
-        return not module.training or module.p == 0  # per module: a submodule may train in an eval model
+    if dropout_now(module) > 0:  # the steps draw no dropout
+        return False
     if isinstance(module, nn.LayerNorm):
         return module.normalized_shape == (C,) and module.eps == 1e-5 and module.elementwise_affine
     if isinstance(module, nn.RMSNorm):
@@ -206,9 +217,8 @@ def _settings_ok(path: str, module: nn.Module, config) -> bool:
         return module.approximate == "none"
     if isinstance(module, nn.Embedding):
         return module.max_norm is None
-    if isinstance(module, CausalSelfAttention):  # its own dropout number drives the fused kernel's dropout
-        shape = (config.n_head, config.head_size, config.pos == "rope")
-        return (module.n_head, module.head_size, module.rope) == shape and (not module.training or module.dropout == 0)
+    if isinstance(module, CausalSelfAttention):
+        return (module.n_head, module.head_size, module.rope) == (config.n_head, config.head_size, config.pos == "rope")
     if path == "lm_head":
         return module.bias is None
     return True
@@ -250,7 +260,8 @@ class ScriptedSteps:
                         *weights(b.mlp.c_fc), *weights(b.mlp.c_proj)] for b in transformer.h]
         self.ln_f, self.head = weights(transformer.ln_f), model.lm_head.weight
         self.rope, self.wte = config.pos == "rope", transformer.wte.weight
-        self.wpe = transformer.wpe.weight if transformer.wpe is not None else self.wte.new_empty(0)
+        self.unused = self.wte.new_empty(0)  # for the tables a model without them does not read
+        self.wpe = transformer.wpe.weight if transformer.wpe is not None else self.unused
         self.switches = (config.n_head, self.rope, config.qk_norm, 0 if config.mlp == "gelu" else 1)
 
     def decode(self, idx: torch.Tensor, cache: BatchKVCache, lo: int, hi: int) -> torch.Tensor:
@@ -264,7 +275,7 @@ class ScriptedSteps:
         if self.rope:
             cos, sin = positions_rotary(self.model.config.head_size, 0, block, idx.device)
         else:
-            cos = sin = self.wte
+            cos = sin = self.unused
         storage = cache.storage
         with torch.no_grad():
             logits = self.compiled["decode"](
@@ -283,7 +294,7 @@ class ScriptedSteps:
         if self.rope:
             cos, sin = positions_rotary(self.model.config.head_size, 0, T, idx.device)
         else:
-            cos = sin = self.wte.new_empty(0)
+            cos = sin = self.unused
         with torch.no_grad():
             logits, keys, values = self.compiled["prefill"](idx, self.wte, self.wpe, cos, sin, self.layers,
                                                             self.ln_f, self.head, *self.switches)

@@ -24,9 +24,9 @@ class BatchLayerKV:
         self.k: torch.Tensor | None = None  # allocated on the first put, when nh and hs are known
         self.v: torch.Tensor | None = None
 
-    def put(self, rows: int | torch.Tensor, kv, capacity: int, index: int | slice = slice(None)) -> None:
-        """Copy sequences ``index`` of a cache layer (LayerKV with k (B, nh, L, hs)) into ``rows``: one sequence
-        into one row, or every sequence into rows (B,) in one copy."""
+    def put(self, rows: torch.Tensor, kv, capacity: int, sequences: list[int] | slice = slice(None)) -> None:
+        """Copy sequences ``sequences`` of a cache layer (LayerKV with k (B, nh, L, hs)) into rows ``rows``, in
+        one copy."""
         if self.k is None or self.k.size(0) < capacity:
             with self.owner.lock:  # the engine may prefill on two threads at once: one storage, made once
                 if self.k is None:
@@ -35,8 +35,8 @@ class BatchLayerKV:
                     self.v, self.k = v, torch.zeros_like(v)
                 self.grow(capacity)
         L = kv.k.size(2)
-        self.k[rows, :, :L] = kv.k[index]
-        self.v[rows, :, :L] = kv.v[index]
+        self.k[rows, :, :L] = kv.k[sequences]
+        self.v[rows, :, :L] = kv.v[sequences]
 
     def grow(self, capacity: int) -> None:
         """Room for ``capacity`` rows (kept rows copied over); nothing to do before the first put."""
@@ -92,21 +92,18 @@ class BatchKVCache:
     def put(self, row: int, cache: KVCache, index: int = 0) -> None:
         """Row ``row`` (0..len(rows), growing the storage as needed) takes sequence ``index`` of a prefilled
         KVCache (its sequences all of one length)."""
-        if row >= len(self.lengths):
-            # doubling (by at least four rows) keeps the copies few; never past the rows decoded together
-            self.reserve(max(2 * len(self.lengths), row + 1, 4), need=row + 1)
-        for layer, kv in zip(self.storage, cache.layers, strict=True):
-            layer.put(row, kv, len(self.lengths), index)
-        self.lengths[row] = cache.length
+        self.put_rows([row], cache, [index])
 
-    def put_rows(self, rows: list[int], cache: KVCache) -> None:
-        """Rows ``rows`` take the sequences of a prefilled KVCache in order (sequence j into rows[j]): one copy
-        per layer for them all, where ``put`` makes one per row."""
+    def put_rows(self, rows: list[int], cache: KVCache, sequences: list[int] | None = None) -> None:
+        """Rows ``rows`` take sequences ``sequences`` (default: all, in order) of a prefilled KVCache, sequence
+        j into rows[j], in one copy per layer; the storage grows as needed."""
         if max(rows) >= len(self.lengths):
+            # doubling (by at least four rows) keeps the copies few; never past the rows decoded together
             self.reserve(max(2 * len(self.lengths), max(rows) + 1, 4), need=max(rows) + 1)
         index = torch.tensor(rows, device=self.device)
+        chosen = slice(None) if sequences is None else sequences
         for layer, kv in zip(self.storage, cache.layers, strict=True):
-            layer.put(index, kv, len(self.lengths))
+            layer.put(index, kv, len(self.lengths), chosen)
         for row in rows:
             self.lengths[row] = cache.length
 
